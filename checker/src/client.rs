@@ -1,0 +1,227 @@
+//! A test client: a blocking TCP connection whose every read has a deadline, and whose every
+//! byte goes into the check's transcript.
+
+use crate::fail;
+use crate::failure::{Failure, Outcome};
+use crate::reply;
+use crate::transcript::Transcript;
+use serde_json::Value;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// How long a single reply may take before the check fails. Generous: a correct server
+/// answers in well under a millisecond, so only a stuck one gets anywhere near it.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+/// A reply longer than this is a failure, not a memory problem for the checker.
+const MAX_REPLY: usize = 1 << 20;
+
+pub struct Client {
+    pub name: String,
+    stream: TcpStream,
+    /// Bytes read but not yet returned as lines.
+    pending: Vec<u8>,
+    log: Transcript,
+    /// Quiet clients (bulk traffic) do not log every line.
+    quiet: bool,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, name: String, log: Transcript) -> Outcome<Client> {
+        let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).map_err(|e| {
+            fail!("{name} could not connect to {addr}: {e}").hint(
+                "The server printed its `listening on` line but refuses connections: is it still running, and did it print the address it really bound?",
+            )
+        })?;
+        stream.set_nodelay(true).ok();
+        log.note(&name, format!("connected to {addr}"));
+        Ok(Client {
+            name,
+            stream,
+            pending: Vec::new(),
+            log,
+            quiet: false,
+        })
+    }
+
+    /// Stops logging each line (for clients that send thousands); failures are still logged.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// A second handle on the same socket, for a writer thread beside a reader.
+    pub fn writer(&self) -> Outcome<TcpStream> {
+        self.stream
+            .try_clone()
+            .map_err(|e| fail!("cloning a socket: {e}"))
+    }
+
+    /// A note in this client's name in the transcript.
+    pub fn note(&self, text: &str) {
+        self.log.note(&self.name, text.to_string());
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> Outcome {
+        if !self.quiet {
+            self.log.sent(&self.name, bytes);
+        }
+        self.stream
+            .write_all(bytes)
+            .map_err(|e| self.io_failure("sending", e))
+    }
+
+    pub fn send_line(&mut self, line: &str) -> Outcome {
+        self.send(format!("{line}\n").as_bytes())
+    }
+
+    /// Closes the sending side (half-close): the server reads end-of-file.
+    pub fn shutdown_write(&mut self) -> Outcome {
+        self.log
+            .note(&self.name, "closed its sending side (half-close)");
+        self.stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| self.io_failure("half-closing", e))
+    }
+
+    /// The next line, without its `\n`, within `timeout`.
+    pub fn recv_raw_within(&mut self, timeout: Duration) -> Outcome<Vec<u8>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=at).collect();
+                line.pop();
+                if !self.quiet {
+                    self.log.received(&self.name, &line);
+                }
+                return Ok(line);
+            }
+            if self.pending.len() > MAX_REPLY {
+                return Err(
+                    fail!("{} received more than 1 MiB without a newline", self.name)
+                        .hint("Every reply is one line: end it with \\n."),
+                );
+            }
+            match self.read_some(deadline)? {
+                0 => {
+                    let mut f = fail!("{} expected a reply line, but the server closed the connection", self.name)
+                        .got("end of file")
+                        .hint("The connection task returned before answering: an error on one line (a `?` on a bad request, a panic) must not end the connection. Reply with an error and keep reading.");
+                    if !self.pending.is_empty() {
+                        f = f
+                            .got(format!(
+                                "{:?} without a newline, then end of file",
+                                crate::transcript::show_bytes(&self.pending)
+                            ))
+                            .hint("The reply lacks its trailing \\n.");
+                    }
+                    self.log.note(&self.name, "end of file");
+                    return Err(f);
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    pub fn recv_raw(&mut self) -> Outcome<Vec<u8>> {
+        self.recv_raw_within(REPLY_TIMEOUT)
+    }
+
+    /// The next line parsed as one JSON value.
+    pub fn recv_json_within(&mut self, timeout: Duration) -> Outcome<Value> {
+        let line = self.recv_raw_within(timeout)?;
+        reply::parse(&line)
+    }
+
+    pub fn recv_json(&mut self) -> Outcome<Value> {
+        self.recv_json_within(REPLY_TIMEOUT)
+    }
+
+    /// Sends one line and returns the reply, parsed.
+    pub fn ask(&mut self, line: &str) -> Outcome<Value> {
+        self.send_line(line)?;
+        self.recv_json()
+    }
+
+    /// Sends one line and checks the reply against `want` (compared as JSON).
+    pub fn expect(&mut self, line: &str, want: &Value) -> Outcome {
+        let got = self.ask(line)?;
+        reply::compare(line.as_bytes(), want, &got)
+    }
+
+    /// Reads every remaining line until the server closes the connection.
+    pub fn read_to_eof(&mut self, timeout: Duration) -> Outcome<Vec<Vec<u8>>> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        loop {
+            while let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=at).collect();
+                line.pop();
+                if !self.quiet {
+                    self.log.received(&self.name, &line);
+                }
+                lines.push(line);
+            }
+            match self.read_some(deadline) {
+                Ok(0) => {
+                    self.log.note(&self.name, "end of file");
+                    if !self.pending.is_empty() {
+                        return Err(fail!("{} got a last reply without its newline", self.name)
+                            .got(crate::transcript::show_bytes(&self.pending))
+                            .hint("Every reply ends with \\n, the last one too."));
+                    }
+                    return Ok(lines);
+                }
+                Ok(_) => {}
+                Err(f) => {
+                    return Err(f.hint("The server should close the connection here (end of file). It kept it open: after the client's end-of-file, or on shutdown, finish the replies and drop the socket."))
+                }
+            }
+        }
+    }
+
+    /// One read with a deadline; `Ok(0)` is end of file.
+    fn read_some(&mut self, deadline: Instant) -> Outcome<usize> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.timeout_failure());
+        }
+        self.stream.set_read_timeout(Some(left)).ok();
+        let mut buf = [0u8; 16 * 1024];
+        match self.stream.read(&mut buf) {
+            Ok(n) => {
+                self.pending.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(self.timeout_failure())
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(self.pending.len().min(1)),
+            Err(e) => Err(self.io_failure("reading", e)),
+        }
+    }
+
+    fn timeout_failure(&self) -> Failure {
+        self.log.note(&self.name, "timed out waiting for a reply");
+        let mut f = fail!("{} waited for a reply and none came", self.name).got("nothing");
+        if !self.pending.is_empty() {
+            f = f.got(format!(
+                "{} (no newline after it)",
+                crate::transcript::show_bytes(&self.pending)
+            ));
+            return f
+                .hint("The reply came without its trailing \\n: end every reply with a newline.");
+        }
+        f.hint("Likely mistakes: the reply sits in a buffer that is never flushed (flush when there is nothing more to read); a reply line without its \\n; or a blocking call (std::thread::sleep, a std Mutex held across .await, blocking I/O) stalling the async runtime.")
+    }
+
+    fn io_failure(&self, doing: &str, e: std::io::Error) -> Failure {
+        self.log.note(&self.name, format!("{doing} failed: {e}"));
+        let hint = match e.kind() {
+            ErrorKind::ConnectionReset => "The server reset the connection: it crashed, or closed the socket while input was still unread (that sends a reset and destroys replies in flight).",
+            ErrorKind::BrokenPipe => "The server closed the connection while the client was still sending: a connection must stay open after a bad line.",
+            _ => "The connection broke: look at the server's own output above.",
+        };
+        fail!("{} failed {doing}: {e}", self.name).hint(hint)
+    }
+}

@@ -1,0 +1,177 @@
+//! Printing results: for people (ticks, crosses, transcripts, hints; colour only on a
+//! terminal) or as one JSON document for tools.
+
+use crate::catalog::Step;
+use crate::check::CheckResult;
+use serde_json::{json, Value};
+use std::io::IsTerminal;
+
+/// What happened to one step.
+pub struct StepReport {
+    pub step: &'static Step,
+    /// What was graded, as the learner would name it (`solutions/05_backpressure`).
+    pub target: String,
+    pub outcome: StepOutcome,
+}
+
+pub enum StepOutcome {
+    /// The checks ran; each has a result.
+    Ran(Vec<CheckResult>),
+    /// The step could not be graded (missing folder, failed build).
+    Error(String),
+}
+
+impl StepReport {
+    pub fn status(&self) -> &'static str {
+        match &self.outcome {
+            StepOutcome::Error(_) => "error",
+            StepOutcome::Ran(r) if r.iter().all(|c| c.failure.is_none()) => "pass",
+            StepOutcome::Ran(_) => "fail",
+        }
+    }
+}
+
+/// Terminal styling, off unless stdout is a terminal (and NO_COLOR and --no-color are unset).
+#[derive(Clone, Copy)]
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    pub fn detect(no_color: bool) -> Style {
+        let color =
+            !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+        Style { color }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    pub fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    pub fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    pub fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    pub fn dim(&self, t: &str) -> String {
+        self.paint("2", t)
+    }
+}
+
+/// The heading printed before a step's checks run.
+pub fn heading(style: Style, step: &Step, target: &str) -> String {
+    let head = format!("{} · {}", step.label(), step.title);
+    format!(
+        "{}  {}",
+        style.bold(&head),
+        style.dim(&format!("({target})"))
+    )
+}
+
+/// One check's result, with the transcript, expected/got and hint when it failed.
+pub fn check_line(style: Style, r: &CheckResult) -> String {
+    let ms = style.dim(&format!("({} ms)", r.duration.as_millis()));
+    let Some(f) = &r.failure else {
+        return format!("  {} {}  {ms}", style.green("✔"), r.name);
+    };
+    let mut out = vec![format!(
+        "  {} {}  {}  {ms}",
+        style.red("✘"),
+        style.bold(r.name),
+        style.dim(r.about)
+    )];
+    out.push(format!("      {}", f.message));
+    if !r.transcript.is_empty() {
+        out.push(format!("      {}", style.dim("transcript:")));
+        out.extend(r.transcript.iter().map(|l| format!("        {l}")));
+    }
+    if let Some(e) = &f.expected {
+        out.push(format!("      expected: {e}"));
+    }
+    if let Some(g) = &f.got {
+        out.push(format!("      got:      {g}"));
+    }
+    if let Some(h) = &f.hint {
+        out.push(format!("      {} {h}", style.yellow("hint:")));
+    }
+    out.join("\n")
+}
+
+/// The closing line of a step.
+pub fn step_summary(style: Style, report: &StepReport) -> String {
+    match &report.outcome {
+        StepOutcome::Error(e) => format!("  {} {e}", style.red("could not run:")),
+        StepOutcome::Ran(results) => {
+            let passed = results.iter().filter(|r| r.failure.is_none()).count();
+            let todo = results
+                .iter()
+                .filter_map(|r| r.failure.as_ref())
+                .find(|f| f.message.contains("not implemented yet"));
+            if let Some(f) = todo {
+                return format!("  {} {}", style.yellow("→"), f.message);
+            }
+            let line = format!("  {passed} of {} checks passed", results.len());
+            if passed == results.len() {
+                style.green(&line)
+            } else {
+                style.red(&line)
+            }
+        }
+    }
+}
+
+/// Every step's result as one JSON document (schema version 1).
+pub fn to_json(reports: &[StepReport]) -> Value {
+    let overall = if reports.iter().any(|r| r.status() == "error") {
+        "error"
+    } else if reports.iter().any(|r| r.status() == "fail") {
+        "fail"
+    } else {
+        "pass"
+    };
+    let steps: Vec<Value> = reports
+        .iter()
+        .map(|r| {
+            let (checks, error) = match &r.outcome {
+                StepOutcome::Error(e) => (Vec::new(), Some(e.clone())),
+                StepOutcome::Ran(results) => (results.iter().map(check_json).collect(), None),
+            };
+            json!({
+                "step": r.step.number,
+                "slug": r.step.slug,
+                "title": r.step.title,
+                "target": r.target,
+                "status": r.status(),
+                "error": error,
+                "checks": checks,
+            })
+        })
+        .collect();
+    json!({"version": 1, "status": overall, "steps": steps})
+}
+
+fn check_json(r: &CheckResult) -> Value {
+    let f = r.failure.as_ref();
+    json!({
+        "name": r.name,
+        "about": r.about,
+        "status": if f.is_some() { "fail" } else { "pass" },
+        "message": f.map(|f| f.message.clone()),
+        "expected": f.and_then(|f| f.expected.clone()),
+        "got": f.and_then(|f| f.got.clone()),
+        "hint": f.and_then(|f| f.hint.clone()),
+        "transcript": if f.is_some() { r.transcript.clone() } else { Vec::new() },
+        "duration_ms": r.duration.as_millis() as u64,
+    })
+}

@@ -1,0 +1,350 @@
+//! The server under test, as a child process: started in a process group of its own, watched
+//! through its stdout and stderr, and killed with its whole group on every exit path (the
+//! guard's `Drop`, the per-check watchdog, and Ctrl+C or SIGTERM of the checker itself).
+
+use crate::fail;
+use crate::failure::{Failure, Outcome};
+use crate::transcript::Transcript;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its `listening on` line.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lines of stderr kept per server (a chatty server cannot make the checker grow).
+const KEEP_STDERR: usize = 200;
+/// Bytes of one stdout or stderr line kept.
+const MAX_LINE: usize = 4096;
+
+/// Every process group the checker has started and not yet reaped. The interrupt handler
+/// kills them all, so that Ctrl+C of the checker never leaves a server behind.
+static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Kills every live process group. Called by the interrupt handler and the watchdog.
+pub fn kill_all_live() -> usize {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for &pgid in live.iter() {
+        let _ = signal::killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+    live.len()
+}
+
+fn register(pgid: i32) {
+    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
+}
+
+fn unregister(pgid: i32) {
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|&p| p != pgid);
+}
+
+/// Starts `command` in a new process group that the checker will kill on every exit path.
+/// The child also dies if the thread that started it goes away (`PR_SET_PDEATHSIG`), which
+/// covers the checker being killed with SIGKILL.
+pub fn spawn_in_own_group(command: &mut Command) -> std::io::Result<Child> {
+    command.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only makes one async-signal-safe
+    // system call (prctl).
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+    let child = command.spawn()?;
+    register(child.id() as i32);
+    Ok(child)
+}
+
+/// Kills a child's process group and reaps the child.
+pub fn kill_group(child: &mut Child) {
+    let pgid = child.id() as i32;
+    let _ = signal::killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    let _ = child.wait();
+    unregister(pgid);
+}
+
+/// Waits for a child started with [`spawn_in_own_group`] to exit by itself.
+pub fn reap(child: &mut Child) {
+    let _ = child.wait();
+    unregister(child.id() as i32);
+}
+
+/// A running server under test.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    /// Set once the child has been reaped: its process group id may then be reused, so it
+    /// must not be signalled again.
+    exit: Option<ExitStatus>,
+    /// True once the checker sent it a signal: exiting is then expected, not a crash.
+    pub signalled: bool,
+    /// Lines the server wrote to stdout after its `listening on` line.
+    stdout: Arc<Mutex<Vec<String>>>,
+    /// The last lines the server wrote to stderr.
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Signalled when stdout reaches end of file (so every stdout line has been read).
+    stdout_done: mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// Starts `bin --addr 127.0.0.1:0 FLAGS...` and waits for its `listening on` line.
+    pub fn start(bin: &Path, flags: &[String], log: &Transcript) -> Outcome<Server> {
+        let mut command = Command::new(bin);
+        command
+            .arg("--addr")
+            .arg("127.0.0.1:0")
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("RUST_BACKTRACE", "0");
+        let shown = format!("{} --addr 127.0.0.1:0 {}", bin.display(), flags.join(" "));
+        log.note("checker", format!("$ {}", shown.trim_end()));
+        let mut child = spawn_in_own_group(&mut command)
+            .map_err(|e| fail!("could not start {}: {e}", bin.display()))?;
+
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().expect("stderr is piped");
+        let (keep, log2) = (stderr.clone(), log.clone());
+        thread::spawn(move || {
+            for line in lines(pipe) {
+                log2.server(&line);
+                let mut kept = keep.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() == KEEP_STDERR {
+                    kept.remove(0);
+                }
+                kept.push(line);
+            }
+        });
+
+        let (first_tx, first_rx) = mpsc::channel();
+        let (done_tx, stdout_done) = mpsc::channel();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stdout.take().expect("stdout is piped");
+        let keep = stdout.clone();
+        thread::spawn(move || {
+            let mut lines = lines(pipe);
+            let _ = first_tx.send(lines.next());
+            for line in lines {
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+            let _ = done_tx.send(());
+        });
+
+        let mut server = Server {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+            exit: None,
+            signalled: false,
+            stdout,
+            stderr,
+            stdout_done,
+        };
+        let first = match first_rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                return Err(server.start_failure(
+                    fail!("the server printed nothing on stdout within {} s", START_TIMEOUT.as_secs())
+                        .hint("Print `listening on IP:PORT` right after binding, and flush stdout (println! to a pipe is block-buffered in some setups: call std::io::stdout().flush()).")
+                ))
+            }
+        };
+        let Some(first) = first else {
+            let _ = server.wait_exit(Duration::from_secs(2));
+            let status = server
+                .exit
+                .map(describe_exit)
+                .unwrap_or_else(|| "closed its stdout".into());
+            return Err(server.start_failure(
+                fail!("the server {status} before printing its `listening on` line")
+                    .hint("Look at its output below: a bad flag (exit code 2 comes from clap), an address in use, or a panic at start-up."),
+            ));
+        };
+        match parse_listening(&first) {
+            Some(addr) => {
+                server.addr = addr;
+                log.note("checker", format!("server is listening on {addr}"));
+                Ok(server)
+            }
+            None => Err(server.start_failure(
+                fail!("the first line on stdout must be `listening on IP:PORT`")
+                    .expected("listening on 127.0.0.1:PORT (the address actually bound)")
+                    .got(first)
+                    .hint("Print exactly `listening on {}` with listener.local_addr(), before anything else; logs go to stderr (eprintln!)."),
+            )),
+        }
+    }
+
+    /// Completes a start-up failure with the server's stderr, and kills it.
+    fn start_failure(&mut self, f: Failure) -> Failure {
+        self.kill();
+        f
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Sends a signal to the server process (as Ctrl+C in its terminal would).
+    pub fn signal(&mut self, sig: Signal) -> Outcome {
+        self.signalled = true;
+        if self.exit.is_some() {
+            return Err(fail!(
+                "the server already exited before it could be sent {sig}"
+            ));
+        }
+        signal::kill(self.pid(), sig).map_err(|e| fail!("sending {sig} to the server: {e}"))
+    }
+
+    /// The exit status, if the server has exited (reaping it).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status);
+                unregister(self.child.id() as i32);
+            }
+        }
+        self.exit
+    }
+
+    /// Waits up to `timeout` for the server to exit, polling.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Every stdout line after `listening on`, once stdout is closed (waits up to 2 s for it).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        let _ = self.stdout_done.recv_timeout(Duration::from_secs(2));
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The stderr lines kept so far, joined.
+    pub fn stderr_text(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// Where the server panicked on a `todo!()`, if it did: `path:line`.
+    pub fn todo_location(&self) -> Option<String> {
+        todo_location(&self.stderr_text())
+    }
+
+    /// Kills the server's process group (if it is still running) and reaps it.
+    pub fn kill(&mut self) {
+        if self.exit.is_none() {
+            kill_group(&mut self.child);
+            self.exit = self.child.try_wait().ok().flatten();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Lines of a pipe, lossily decoded and capped in length, until end of file.
+fn lines(pipe: impl Read) -> impl Iterator<Item = String> {
+    let mut reader = BufReader::new(pipe);
+    std::iter::from_fn(move || {
+        let mut buf = Vec::new();
+        // Reads at most MAX_LINE bytes of a line; the rest is skipped up to the newline.
+        let n = reader
+            .by_ref()
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if !buf.ends_with(b"\n") && buf.len() == MAX_LINE {
+            let mut skip = Vec::new();
+            let _ = reader.read_until(b'\n', &mut skip);
+        }
+        Some(
+            String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        )
+    })
+}
+
+fn parse_listening(line: &str) -> Option<SocketAddr> {
+    line.strip_prefix("listening on ")?.trim().parse().ok()
+}
+
+/// "exited with code 2", "was killed by SIGSEGV", ...
+pub fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with code {code}");
+    }
+    match status.signal().and_then(|s| Signal::try_from(s).ok()) {
+        Some(sig) => format!("was killed by {sig}"),
+        None => "exited".into(),
+    }
+}
+
+/// Finds `panicked at PATH:LINE:COL:` followed by `not yet implemented` in a server's stderr.
+pub fn todo_location(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr.lines().collect();
+    lines.windows(2).find_map(|w| {
+        if !w[1].trim_start().starts_with("not yet implemented") {
+            return None;
+        }
+        let at = w[0].split("panicked at ").nth(1)?.trim_end_matches(':');
+        // PATH:LINE:COL → PATH:LINE
+        let mut parts = at.rsplitn(3, ':');
+        let (_col, line, path) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(format!("{path}:{line}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_todo_the_server_panicked_on() {
+        let stderr = "listening\nthread 'tokio-runtime-worker' panicked at exercises/05_backpressure/src/queue.rs:42:9:\nnot yet implemented\nnote: run with `RUST_BACKTRACE=1`";
+        assert_eq!(
+            todo_location(stderr).as_deref(),
+            Some("exercises/05_backpressure/src/queue.rs:42")
+        );
+        let other = "thread 'main' panicked at src/main.rs:3:5:\nindex out of bounds";
+        assert_eq!(todo_location(other), None);
+    }
+
+    #[test]
+    fn listening_line_must_name_an_address() {
+        assert_eq!(
+            parse_listening("listening on 127.0.0.1:4000"),
+            Some(([127, 0, 0, 1], 4000).into())
+        );
+        assert_eq!(parse_listening("Listening on 127.0.0.1:4000"), None);
+        assert_eq!(parse_listening("listening on port 4000"), None);
+    }
+}

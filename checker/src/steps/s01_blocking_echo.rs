@@ -1,0 +1,112 @@
+//! Step 01: a blocking echo server. Each line comes back byte for byte.
+
+use crate::check::{Check, Ctx};
+use crate::fail;
+use crate::failure::{OrHint, Outcome};
+use crate::transcript::show_bytes;
+use std::thread;
+use std::time::Duration;
+
+pub const CHECKS: &[Check] = &[
+    Check {
+        name: "echo_one_line",
+        about: "one line comes back byte for byte",
+        run: echo_one_line,
+    },
+    Check {
+        name: "echo_pipelined",
+        about: "many lines in one write come back in order, non-UTF-8 bytes included",
+        run: echo_pipelined,
+    },
+    Check {
+        name: "echo_split_writes",
+        about: "one line sent over many writes comes back whole",
+        run: echo_split_writes,
+    },
+    Check {
+        name: "echo_survives_mid_line_disconnect",
+        about: "a client that leaves mid-line does not stop the server",
+        run: echo_survives_mid_line_disconnect,
+    },
+    Check {
+        name: "echo_sequential_clients",
+        about: "a second client is served after the first leaves",
+        run: echo_sequential_clients,
+    },
+];
+
+/// Receives one line and requires it to be `want` (without its newline).
+pub fn expect_echo(c: &mut crate::client::Client, want: &[u8]) -> Outcome {
+    let got = c.recv_raw()?;
+    if got != want {
+        return Err(fail!("{} got a different line back", c.name)
+            .expected(show_bytes(want))
+            .got(show_bytes(&got))
+            .hint("Echo the bytes exactly as read: do not trim, re-encode or convert them to a String (lossy conversion changes bytes that are not UTF-8)."));
+    }
+    Ok(())
+}
+
+fn echo_one_line(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut c = ctx.client(addr)?;
+    c.send(b"hello, eventkit\n")?;
+    expect_echo(&mut c, b"hello, eventkit")
+}
+
+fn echo_pipelined(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut c = ctx.client(addr)?;
+    let mut lines: Vec<Vec<u8>> = (0..50)
+        .map(|i| format!("line {i} of 50").into_bytes())
+        .collect();
+    lines[17] = b"caf\xe9 \xff\xfe not UTF-8".to_vec();
+    lines[33] = b"  spaces and\ttabs  ".to_vec();
+    let mut all = Vec::new();
+    for line in &lines {
+        all.extend_from_slice(line);
+        all.push(b'\n');
+    }
+    c.send(&all)?;
+    for line in &lines {
+        expect_echo(&mut c, line).or_hint("Lines written together must come back one by one, in order, each exactly as sent: read with read_until(b'\\n') on bytes, not lines() on Strings.")?;
+    }
+    Ok(())
+}
+
+fn echo_split_writes(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut c = ctx.client(addr)?;
+    for part in ["one line ", "sent in ", "five ", "separate ", "writes\n"] {
+        c.send(part.as_bytes())?;
+        // Paces the writes so that they reach the server as separate reads.
+        thread::sleep(Duration::from_millis(10));
+    }
+    expect_echo(&mut c, b"one line sent in five separate writes")
+        .or_hint("A read can return part of a line: keep the bytes until the newline arrives instead of treating each read as a line.")
+}
+
+fn echo_survives_mid_line_disconnect(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    {
+        let mut leaver = ctx.client(addr)?;
+        leaver.send(b"half a li")?;
+        leaver.note("disconnects without finishing the line");
+    }
+    let mut c = ctx.client(addr)?;
+    c.send(b"still there?\n")?;
+    expect_echo(&mut c, b"still there?")
+        .or_hint("A client that disconnects is an error for that client only: handle it and go back to accepting (no unwrap on reads and writes).")
+}
+
+fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    for round in 1..=2 {
+        let mut c = ctx.client(addr)?;
+        let line = format!("client number {round}");
+        c.send(format!("{line}\n").as_bytes())?;
+        expect_echo(&mut c, line.as_bytes())?;
+        c.note("disconnects");
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Step 10: graceful shutdown. Stop accepting, answer what was read, process what was
+//! accepted, report, exit 0; and never lose an event a client was told was accepted.
+
+use crate::check::{Check, Ctx, Metrics};
+use crate::client::Client;
+use crate::fail;
+use crate::failure::{OrHint, Outcome};
+use crate::reply;
+use crate::server::describe_exit;
+use nix::sys::signal::Signal;
+use serde_json::json;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const CHECKS: &[Check] = &[
+    Check { name: "sigint_idle_exits_clean", about: "SIGINT with idle clients: end of file for each, final metrics, exit 0", run: sigint_idle_exits_clean },
+    Check { name: "sigterm_idle_exits_clean", about: "SIGTERM with idle clients: end of file for each, final metrics, exit 0", run: sigterm_idle_exits_clean },
+    Check { name: "shutdown_under_load_loses_nothing", about: "SIGINT during a burst: new connections refused, accepted == processed, server_busy == dropped", run: shutdown_under_load_loses_nothing },
+    Check { name: "second_signal_exits_at_once", about: "a second signal during a long drain exits at once, non-zero", run: second_signal_exits_at_once },
+    Check { name: "shutdown_timeout_reports_loss", about: "a drain longer than --shutdown-timeout-ms exits 1 and says how many events were lost", run: shutdown_timeout_reports_loss },
+];
+
+/// The final metrics: the last stdout line, once the server has exited.
+fn final_metrics(ctx: &mut Ctx, i: usize) -> Outcome<Metrics> {
+    let lines = ctx.server(i).stdout_lines();
+    let last = lines.last().cloned().unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&last).map_err(|_| {
+        fail!("the last stdout line is not the final metrics object")
+            .expected("{\"received\":R,\"processed\":P,\"dropped\":D,\"refused\":F,...}")
+            .got(if last.is_empty() { "no line after `listening on`".to_string() } else { last.clone() })
+            .hint("After draining, print the final metrics as one JSON line on stdout (println! then flush), after everything else.")
+    })?;
+    Metrics::from_json(&value)
+}
+
+/// Waits for the server to exit and requires `code`.
+fn expect_exit(ctx: &mut Ctx, i: usize, within: Duration, code: i32, why: &str) -> Outcome {
+    match ctx.server(i).wait_exit(within) {
+        None => Err(fail!(
+            "the server did not exit within {} s of the signal",
+            within.as_secs_f32()
+        )
+        .hint(why.to_string())),
+        Some(status) if status.code() == Some(code) => Ok(()),
+        Some(status) => {
+            let hint = match status.code() {
+                None => "The signal killed the server: nothing handled it. Listen for SIGINT and SIGTERM with tokio::signal::unix and turn them into a graceful shutdown.",
+                Some(_) => why,
+            };
+            Err(
+                fail!("the server {} after the signal", describe_exit(status))
+                    .expected(format!("exit code {code}"))
+                    .hint(hint.to_string()),
+            )
+        }
+    }
+}
+
+fn idle_exit(ctx: &mut Ctx, sig: Signal) -> Outcome {
+    let i = ctx.start(&[])?;
+    let addr = ctx.server(i).addr;
+    let mut busy = ctx.client(addr)?;
+    busy.expect(
+        &json!({"user": "ida", "action": "buy", "amount": 3}).to_string(),
+        &reply::accepted(),
+    )?;
+    let mut idle = ctx.client(addr)?;
+    let mut typing = ctx.client(addr)?;
+    typing.send(b"{\"user\":\"ida\",")?;
+    ctx.log
+        .note("checker", format!("sends {sig} to the server"));
+    ctx.server(i).signal(sig)?;
+    expect_exit(
+        ctx,
+        i,
+        Duration::from_secs(3),
+        0,
+        "Idle clients must not hold the exit back: on shutdown, stop reading, flush, and close every connection.",
+    )
+    .or_hint(if sig == Signal::SIGTERM {
+        "SIGTERM is how service managers stop a server: handle it exactly like SIGINT."
+    } else {
+        "Idle clients must not hold the exit back: on shutdown, stop reading, flush, and close every connection."
+    })?;
+    for c in [&mut busy, &mut idle, &mut typing] {
+        let rest = c.read_to_eof(Duration::from_secs(2))?;
+        if !rest.is_empty() {
+            return Err(fail!(
+                "{} got replies it did not ask for after shutdown",
+                c.name
+            ));
+        }
+    }
+    let m = final_metrics(ctx, i)?;
+    if (m.received, m.processed) != (1, 1) {
+        return Err(fail!("the final metrics do not count the one event")
+            .expected("received 1, processed 1")
+            .got(format!("{m:?}")));
+    }
+    Ok(())
+}
+
+fn sigint_idle_exits_clean(ctx: &mut Ctx) -> Outcome {
+    idle_exit(ctx, Signal::SIGINT)
+}
+
+fn sigterm_idle_exits_clean(ctx: &mut Ctx) -> Outcome {
+    idle_exit(ctx, Signal::SIGTERM)
+}
+
+/// Polls new connections until one is refused, or the server has exited.
+fn wait_until_refused(ctx: &mut Ctx, i: usize, addr: SocketAddr, within: Duration) -> Outcome {
+    let deadline = Instant::now() + within;
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+            || ctx.server(i).exited().is_some()
+        {
+            ctx.log.note("checker", "a new connection is refused");
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(fail!("new connections were still accepted {} ms after the signal", within.as_millis())
+                .hint("On the first signal, leave the accept loop and drop the listener at once, so that new clients are refused."));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Replies one client saw before end of file.
+#[derive(Default)]
+struct Seen {
+    accepted: u64,
+    busy: u64,
+}
+
+fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
+    const CLIENTS: usize = 6;
+    const EVENTS: usize = 400;
+    let i = ctx.start(&[
+        "--workers",
+        "2",
+        "--work-us",
+        "5000",
+        "--queue-capacity",
+        "64",
+    ])?;
+    let addr = ctx.server(i).addr;
+    let clients: Vec<Client> = (0..CLIENTS)
+        .map(|_| ctx.client(addr).map(Client::quiet))
+        .collect::<Outcome<_>>()?;
+    let replies = Arc::new(AtomicU64::new(0));
+    let busy_seen = Arc::new(AtomicU64::new(0));
+    ctx.log.note("checker", format!("{CLIENTS} clients pipeline {EVENTS} events each (2 workers, 5 ms of work, queue of 64)"));
+    let results: Vec<Outcome<Seen>> = thread::scope(|scope| {
+        let handles: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(n, mut c)| {
+                let (replies, busy_seen) = (replies.clone(), busy_seen.clone());
+                scope.spawn(move || -> Outcome<Seen> {
+                    let mut all = String::new();
+                    for k in 0..EVENTS {
+                        all.push_str(&json!({"user": format!("load{}", (n + k) % 16), "action": "buy", "amount": 1}).to_string());
+                        all.push('\n');
+                    }
+                    // A writer beside the reader: the server may stop reading at any time.
+                    let mut w = c.writer()?;
+                    let writer = thread::spawn(move || {
+                        use std::io::Write;
+                        let _ = w.write_all(all.as_bytes());
+                        w
+                    });
+                    let lines = c.read_to_eof(Duration::from_secs(20))
+                        .or_hint("After the signal every connection ends with end of file once its replies are flushed.")?;
+                    let mut seen = Seen::default();
+                    for line in &lines {
+                        let got = reply::parse(line)?;
+                        if got == reply::accepted() {
+                            seen.accepted += 1;
+                        } else if got == reply::busy() {
+                            seen.busy += 1;
+                            busy_seen.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            return Err(fail!("unexpected reply during the burst").got(got.to_string()));
+                        }
+                        replies.fetch_add(1, Ordering::Relaxed);
+                    }
+                    drop(writer.join());
+                    Ok(seen)
+                })
+            })
+            .collect();
+        // Signal once the queue is clearly backed up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (replies.load(Ordering::Relaxed) < 200 || busy_seen.load(Ordering::Relaxed) == 0)
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(2));
+        }
+        ctx.log.note(
+            "checker",
+            format!(
+                "sends SIGINT after {} replies",
+                replies.load(Ordering::Relaxed)
+            ),
+        );
+        let signalled = ctx.server(i).signal(Signal::SIGINT);
+        let refused =
+            signalled.and_then(|_| wait_until_refused(ctx, i, addr, Duration::from_millis(1000)));
+        let mut results: Vec<Outcome<Seen>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(fail!("a client thread panicked")))
+            })
+            .collect();
+        if let Err(f) = refused {
+            results.insert(0, Err(f));
+        }
+        results
+    });
+    let mut total = Seen::default();
+    for r in results {
+        let seen = r?;
+        total.accepted += seen.accepted;
+        total.busy += seen.busy;
+    }
+    ctx.log.note(
+        "checker",
+        format!(
+            "clients saw {} accepted and {} server_busy",
+            total.accepted, total.busy
+        ),
+    );
+    expect_exit(
+        ctx,
+        i,
+        Duration::from_secs(15),
+        0,
+        "After draining, exit with code 0.",
+    )?;
+    let m = final_metrics(ctx, i)?;
+    if m.processed != total.accepted {
+        let hint = if m.processed > total.accepted {
+            "Clients received fewer accepted replies than the server processed: replies were lost on the way out. Flush every reply you owe, then shut down the write side and read until the client's end of file: closing a socket with unread input sends a reset that destroys replies in flight."
+        } else {
+            "Accepted events were lost: let the workers drain the queue until it is empty (they stop when every Sender is dropped), and join them before printing the metrics."
+        };
+        return Err(fail!(
+            "{} events were answered accepted but the final metrics say {} processed",
+            total.accepted,
+            m.processed
+        )
+        .expected(format!("processed == {}", total.accepted))
+        .got(format!("{m:?}"))
+        .hint(hint));
+    }
+    if m.dropped != total.busy || m.received != total.accepted + total.busy {
+        return Err(fail!("the final metrics do not match the replies clients received ({} accepted, {} server_busy)", total.accepted, total.busy)
+            .expected(format!("received {}, dropped {}", total.accepted + total.busy, total.busy))
+            .got(format!("{m:?}"))
+            .hint("Every line already parsed gets its reply: count an event in received only once it will be answered, and answer it before closing."));
+    }
+    Ok(())
+}
+
+/// Starts a server with a long backlog to drain: one worker, `events` events of 100 ms.
+fn long_drain(ctx: &mut Ctx, extra: &[&str], events: u64) -> Outcome<(usize, Client, u64)> {
+    let flags = [
+        &[
+            "--workers",
+            "1",
+            "--work-us",
+            "100000",
+            "--queue-capacity",
+            "100",
+        ][..],
+        extra,
+    ]
+    .concat();
+    let i = ctx.start(&flags)?;
+    let addr = ctx.server(i).addr;
+    let mut c = ctx.client(addr)?;
+    let amounts: Vec<u64> = (1..=events).collect();
+    let b = super::s05_backpressure::burst(&mut c, "slow", &amounts, Duration::from_secs(2))?;
+    Ok((i, c, b.accepted.len() as u64))
+}
+
+fn second_signal_exits_at_once(ctx: &mut Ctx) -> Outcome {
+    let (i, _client, _) = long_drain(ctx, &[], 40)?;
+    let addr = ctx.server(i).addr;
+    ctx.log
+        .note("checker", "sends SIGINT: about 4 s of events to drain");
+    ctx.server(i).signal(Signal::SIGINT)?;
+    wait_until_refused(ctx, i, addr, Duration::from_secs(1))?;
+    ctx.log.note("checker", "sends a second SIGINT");
+    ctx.server(i).signal(Signal::SIGINT)?;
+    match ctx.server(i).wait_exit(Duration::from_secs(1)) {
+        None => Err(fail!("the server was still running 1 s after a second SIGINT")
+            .hint("Keep listening for signals during shutdown: a second one means the operator wants out now (std::process::exit with a non-zero code).")),
+        Some(status) if status.success() => Err(fail!("the server exited with code 0 after a second SIGINT")
+            .expected("a non-zero exit code: the drain was cut short")
+            .hint("Exit with a non-zero code when a second signal interrupts the drain.")),
+        Some(_) => Ok(()),
+    }
+}
+
+fn shutdown_timeout_reports_loss(ctx: &mut Ctx) -> Outcome {
+    let (i, _client, accepted) = long_drain(ctx, &["--shutdown-timeout-ms", "300"], 30)?;
+    ctx.log.note("checker", format!("sends SIGINT with {accepted} accepted events of 100 ms each and a 300 ms shutdown timeout"));
+    ctx.server(i).signal(Signal::SIGINT)?;
+    expect_exit(
+        ctx,
+        i,
+        Duration::from_secs(3),
+        1,
+        "When draining outlasts --shutdown-timeout-ms, exit with code 1.",
+    )?;
+    let m = final_metrics(ctx, i)?;
+    let lost = accepted.saturating_sub(m.processed);
+    if lost == 0 {
+        return Err(fail!("the server says it processed all {accepted} events within 300 ms, which takes {} ms of work", accepted * 100)
+            .got(format!("{m:?}")));
+    }
+    let stderr = ctx.server(i).stderr_text();
+    let says_it = stderr
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|w| w == lost.to_string());
+    if !says_it {
+        return Err(fail!("stderr does not say how many accepted events were not processed")
+            .expected(format!("the number {lost} ({accepted} accepted - {} processed) on stderr", m.processed))
+            .got(stderr.lines().last().unwrap_or("nothing").to_string())
+            .hint("On timeout, eprintln! how many accepted events (received - dropped - processed) were left unprocessed."));
+    }
+    Ok(())
+}
