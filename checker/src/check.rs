@@ -118,6 +118,10 @@ pub struct CheckResult {
     pub duration: Duration,
 }
 
+/// Check threads are named with this prefix, so that the panic hook can stay quiet for them:
+/// a panic inside a check is caught and reported as part of the check's result.
+pub const CHECK_THREAD: &str = "check:";
+
 /// Transcript lines shown with a failure.
 const TRANSCRIPT_LINES: usize = 40;
 
@@ -127,7 +131,7 @@ pub fn run_one(step: &'static Step, target: &Target, check: &'static Check) -> C
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     let target = target.clone();
-    let handle = thread::spawn(move || {
+    let handle = thread::Builder::new().name(format!("{CHECK_THREAD}{}", check.name)).spawn(move || {
         let mut ctx = Ctx::new(step, target);
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (check.run)(&mut ctx)));
@@ -147,6 +151,16 @@ pub fn run_one(step: &'static Step, target: &Target, check: &'static Check) -> C
         drop(ctx); // kills this check's servers
         let _ = tx.send((failure, transcript));
     });
+    let Ok(handle) = handle else {
+        let failure = fail!("the checker could not start a thread for this check");
+        return CheckResult {
+            name: check.name,
+            about: check.about,
+            failure: Some(failure),
+            transcript: Vec::new(),
+            duration: started.elapsed(),
+        };
+    };
     let (failure, transcript) = match rx.recv_timeout(CHECK_LIMIT) {
         Ok(result) => result,
         Err(_) => {

@@ -84,8 +84,8 @@ impl Client {
             .map_err(|e| self.io_failure("half-closing", e))
     }
 
-    /// The next line, without its `\n`, within `timeout`.
-    pub fn recv_raw_within(&mut self, timeout: Duration) -> Outcome<Vec<u8>> {
+    /// The next line without its `\n`, or `None` at end of file, within `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Outcome<Option<Vec<u8>>> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
@@ -94,7 +94,7 @@ impl Client {
                 if !self.quiet {
                     self.log.received(&self.name, &line);
                 }
-                return Ok(line);
+                return Ok(Some(line));
             }
             if self.pending.len() > MAX_REPLY {
                 return Err(
@@ -102,24 +102,28 @@ impl Client {
                         .hint("Every reply is one line: end it with \\n."),
                 );
             }
-            match self.read_some(deadline)? {
-                0 => {
-                    let mut f = fail!("{} expected a reply line, but the server closed the connection", self.name)
-                        .got("end of file")
-                        .hint("The connection task returned before answering: an error on one line (a `?` on a bad request, a panic) must not end the connection. Reply with an error and keep reading.");
-                    if !self.pending.is_empty() {
-                        f = f
-                            .got(format!(
-                                "{:?} without a newline, then end of file",
-                                crate::transcript::show_bytes(&self.pending)
-                            ))
-                            .hint("The reply lacks its trailing \\n.");
-                    }
-                    self.log.note(&self.name, "end of file");
-                    return Err(f);
+            if self.read_some(deadline)? == 0 {
+                self.log.note(&self.name, "end of file");
+                if !self.pending.is_empty() {
+                    return Err(fail!(
+                        "{} got a last reply without its newline, then end of file",
+                        self.name
+                    )
+                    .got(crate::transcript::show_bytes(&self.pending))
+                    .hint("Every reply ends with \\n, the last one too."));
                 }
-                _ => continue,
+                return Ok(None);
             }
+        }
+    }
+
+    /// The next line, without its `\n`, within `timeout`; end of file is a failure.
+    pub fn recv_raw_within(&mut self, timeout: Duration) -> Outcome<Vec<u8>> {
+        match self.next_line(timeout)? {
+            Some(line) => Ok(line),
+            None => Err(fail!("{} expected a reply line, but the server closed the connection", self.name)
+                .got("end of file")
+                .hint("The connection task returned before answering: an error on one line (a `?` on a bad request, a panic) must not end the connection. Reply with an error and keep reading.")),
         }
     }
 
@@ -154,28 +158,14 @@ impl Client {
         let deadline = Instant::now() + timeout;
         let mut lines = Vec::new();
         loop {
-            while let Some(at) = self.pending.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.pending.drain(..=at).collect();
-                line.pop();
-                if !self.quiet {
-                    self.log.received(&self.name, &line);
+            match self.next_line(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) => return Ok(lines),
+                Err(_) if Instant::now() >= deadline => {
+                    return Err(fail!("{} waited {} s for end of file; the server kept the connection open", self.name, timeout.as_secs_f32())
+                        .hint("The server should close the connection here: after the client's end of file, or on shutdown, finish the replies and drop the socket."))
                 }
-                lines.push(line);
-            }
-            match self.read_some(deadline) {
-                Ok(0) => {
-                    self.log.note(&self.name, "end of file");
-                    if !self.pending.is_empty() {
-                        return Err(fail!("{} got a last reply without its newline", self.name)
-                            .got(crate::transcript::show_bytes(&self.pending))
-                            .hint("Every reply ends with \\n, the last one too."));
-                    }
-                    return Ok(lines);
-                }
-                Ok(_) => {}
-                Err(f) => {
-                    return Err(f.hint("The server should close the connection here (end of file). It kept it open: after the client's end-of-file, or on shutdown, finish the replies and drop the socket."))
-                }
+                Err(f) => return Err(f),
             }
         }
     }

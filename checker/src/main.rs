@@ -89,6 +89,16 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A panic inside a check is caught and reported with the check; print nothing for it here.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with(check::CHECK_THREAD))
+        {
+            default_hook(info);
+        }
+    }));
     // Ctrl+C or SIGTERM of the checker: kill every server and build it started, then leave.
     let _ = ctrlc::set_handler(|| {
         let n = server::kill_all_live();

@@ -306,7 +306,7 @@ fn line_limit_boundary(ctx: &mut Ctx) -> Outcome {
     let mut ledger = Ledger::new(ctx.step);
     let (event, want) = ledger.event("alice", "buy", 3);
     // JSON allows trailing spaces, so padding makes a valid event of any length.
-    let padded = |len: usize| format!("{event:<len$}\n");
+    let padded = |len: usize| format!("{event}{}\n", " ".repeat(len - event.len()));
     let at_limit = padded(MAX_LINE);
     c.send(at_limit.as_bytes())?;
     let got = c.recv_json()?;

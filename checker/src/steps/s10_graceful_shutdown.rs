@@ -173,11 +173,14 @@ fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
                         let _ = w.write_all(all.as_bytes());
                         w
                     });
-                    let lines = c.read_to_eof(Duration::from_secs(20))
-                        .or_hint("After the signal every connection ends with end of file once its replies are flushed.")?;
                     let mut seen = Seen::default();
-                    for line in &lines {
-                        let got = reply::parse(line)?;
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    loop {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let Some(line) = c.next_line(left).or_hint("After the signal every connection ends with end of file once its replies are flushed.")? else {
+                            break;
+                        };
+                        let got = reply::parse(&line)?;
                         if got == reply::accepted() {
                             seen.accepted += 1;
                         } else if got == reply::busy() {
@@ -195,19 +198,25 @@ fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
             .collect();
         // Signal once the queue is clearly backed up.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while (replies.load(Ordering::Relaxed) < 200 || busy_seen.load(Ordering::Relaxed) == 0)
-            && Instant::now() < deadline
-        {
-            thread::sleep(Duration::from_millis(2));
+        let backed_up =
+            || replies.load(Ordering::Relaxed) >= 200 && busy_seen.load(Ordering::Relaxed) > 0;
+        while !backed_up() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
         }
-        ctx.log.note(
-            "checker",
-            format!(
-                "sends SIGINT after {} replies",
-                replies.load(Ordering::Relaxed)
-            ),
-        );
-        let signalled = ctx.server(i).signal(Signal::SIGINT);
+        let signalled = if backed_up() {
+            ctx.log.note(
+                "checker",
+                format!(
+                    "sends SIGINT after {} replies",
+                    replies.load(Ordering::Relaxed)
+                ),
+            );
+            ctx.server(i).signal(Signal::SIGINT)
+        } else {
+            ctx.stop(i); // ends the clients' reads
+            Err(fail!("the queue never backed up: no server_busy among the first 200 replies within 10 s")
+                .hint("With --queue-capacity 64 and 2 workers doing 5 ms of work, 2 400 pipelined events must overflow the queue: use try_send on a channel bounded by --queue-capacity."))
+        };
         let refused =
             signalled.and_then(|_| wait_until_refused(ctx, i, addr, Duration::from_millis(1000)));
         let mut results: Vec<Outcome<Seen>> = handles

@@ -1,0 +1,267 @@
+//! The command line: arguments, exit codes, formats, start-up diagnoses, and no process left
+//! behind on any exit path.
+
+use crate::util::{checker, one_at_a_time, root, run};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn unknown_step_unknown_check_and_missing_crate_exit_2_with_a_clear_error() {
+    let r = run(&["verify", "11", "--solution"], &[]);
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr().contains("there is no step \"11\""),
+        "{}",
+        r.dump()
+    );
+
+    let r = run(
+        &["verify", "3", "--solution", "--check", "no_such_check"],
+        &[],
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr().contains("no check named \"no_such_check\""),
+        "{}",
+        r.dump()
+    );
+
+    let r = run(&["verify", "3", "--path", "no/such/crate"], &[]);
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr().contains("no/such/crate does not exist"),
+        "{}",
+        r.dump()
+    );
+
+    let r = run(&["verify"], &[]);
+    assert_eq!(r.code(), Some(2), "a step or --all is required{}", r.dump());
+}
+
+#[test]
+fn steps_lists_the_ten_steps_with_their_checks() {
+    let r = run(&["steps"], &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+    for n in 1..=10 {
+        assert!(
+            r.stdout().contains(&format!("step {n:02} · ")),
+            "step {n} missing{}",
+            r.dump()
+        );
+    }
+    assert!(
+        r.stdout().contains("shutdown_under_load_loses_nothing"),
+        "{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn a_server_that_exits_before_listening_is_diagnosed() {
+    let r = run(
+        &["verify", "1", "--bin", "/bin/false", "--format", "json"],
+        &[],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.dump());
+    let report = r.json();
+    let message = report["steps"][0]["checks"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("exited with code 1 before printing its `listening on` line"),
+        "{message}{}",
+        r.dump()
+    );
+}
+
+#[test]
+fn a_server_that_prints_something_else_first_is_diagnosed() {
+    // `echo` prints its arguments: "--addr 127.0.0.1:0".
+    let r = run(
+        &[
+            "verify",
+            "1",
+            "--bin",
+            "/bin/echo",
+            "--check",
+            "echo_one_line",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.dump());
+    let check = &r.json()["steps"][0]["checks"][0];
+    assert!(
+        check["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be `listening on IP:PORT`"),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(check["got"], "--addr 127.0.0.1:0", "{}", r.dump());
+}
+
+#[test]
+fn a_human_failure_shows_transcript_expected_got_and_hint_without_colour() {
+    let r = run(
+        &[
+            "verify",
+            "3",
+            "--path",
+            "checker/fixtures/mutant_server",
+            "--check",
+            "valid_events",
+        ],
+        &[("MUTANT_DEFECT", "no_flush")],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.dump());
+    let out = r.stdout();
+    for needle in [
+        "✘ valid_events",
+        "[client 1] -> {",
+        "[checker] $ ",
+        "got:",
+        "hint:",
+        "flush",
+        "0 of 1 checks passed",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?}{}", r.dump());
+    }
+    assert!(
+        !out.contains('\x1b'),
+        "colour codes in piped output{}",
+        r.dump()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// No orphans: the servers the checker starts die with it, however it ends.
+// ---------------------------------------------------------------------------------------
+
+/// Processes whose parent is `pid`, with their executable paths.
+fn children_of(pid: u32) -> Vec<(u32, PathBuf)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may contain spaces: fields follow the last ')'.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == pid {
+            let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
+            out.push((child, exe));
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+        .unwrap_or(false)
+}
+
+/// Starts a long `verify`, waits for its first server, ends the checker with `signal`, and
+/// requires every server it started to be gone.
+fn no_orphan_after(signal: nix::sys::signal::Signal, expected_code: Option<i32>) {
+    let _turn = one_at_a_time();
+    let mut child = checker(&[
+        "verify",
+        "10",
+        "--path",
+        "checker/fixtures/mutant_server",
+        "--format",
+        "json",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let checker_pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let server = loop {
+        let servers: Vec<_> = children_of(checker_pid)
+            .into_iter()
+            .filter(|(_, exe)| exe.to_string_lossy().ends_with("mutant-server"))
+            .collect();
+        if let Some(&(pid, _)) = servers.first() {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the checker started no server within 120 s"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the checker ended ({status}) before starting a server");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(checker_pid as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        expected_code,
+        "checker exit after {signal}: {status}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(server) {
+        assert!(
+            Instant::now() < deadline,
+            "server {server} still running 5 s after the checker got {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn ctrl_c_of_the_checker_kills_its_servers() {
+    no_orphan_after(nix::sys::signal::Signal::SIGINT, Some(130));
+}
+
+#[test]
+fn sigterm_of_the_checker_kills_its_servers() {
+    no_orphan_after(nix::sys::signal::Signal::SIGTERM, Some(130));
+}
+
+#[test]
+fn sigkill_of_the_checker_still_kills_its_servers() {
+    no_orphan_after(nix::sys::signal::Signal::SIGKILL, None);
+}
+
+#[test]
+fn the_checker_runs_from_any_folder_inside_the_kit() {
+    let mut cmd = checker(&["steps"]);
+    cmd.current_dir(root().join("book"));
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn a_todo_hit_is_diagnosed_as_not_implemented_yet_with_its_location() {
+    let r = run(
+        &["verify", "5", "--path", "checker/fixtures/mutant_server"],
+        &[("MUTANT_DEFECT", "unfinished")],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.dump());
+    let out = r.stdout();
+    assert!(
+        out.contains("step 05 is not implemented yet: replace the todo!() at checker/fixtures/mutant_server/src/conn.rs:"),
+        "{}",
+        r.dump()
+    );
+    // The step's closing line leads with the diagnosis, not with a count of failed checks.
+    let last = out.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+    assert!(
+        last.contains("→ step 05 is not implemented yet"),
+        "{}",
+        r.dump()
+    );
+}

@@ -1,0 +1,15 @@
+//! Tests of the kit itself: the checker graded against the reference servers, against each
+//! step's predecessor, and against servers broken on purpose. One test binary, one module per
+//! concern.
+
+// Helpers: running the checker and dumping everything when a run is not as expected.
+mod util;
+
+// Every reference solution passes its own step's suite.
+mod solutions;
+// For each step, the previous step's solution fails the check that holds the step's lesson.
+mod previous_step;
+// The fixture server with one defect at a time is caught by the expected check.
+mod known_bad;
+// The command line: arguments, exit codes, output formats, diagnoses, no orphan processes.
+mod cli;

@@ -1,0 +1,38 @@
+use crate::util::run;
+
+#[test]
+fn every_solution_passes_its_own_suite() {
+    let r = run(&["verify", "--all", "--solution", "--format", "json"], &[]);
+    let report = r.json();
+    let failing: Vec<String> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            let slug = s["slug"].as_str().unwrap().to_string();
+            let error = s["error"].as_str().map(|e| format!("{slug}: {e}"));
+            let checks: Vec<String> = s["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["status"] != "pass")
+                .map(|c| {
+                    format!(
+                        "{slug}/{}: {} | hint: {}",
+                        c["name"], c["message"], c["hint"]
+                    )
+                })
+                .collect();
+            error.into_iter().chain(checks)
+        })
+        .collect();
+    assert!(
+        failing.is_empty(),
+        "failing:\n{}{}",
+        failing.join("\n"),
+        r.dump()
+    );
+    assert_eq!(report["status"], "pass", "{}", r.dump());
+    assert_eq!(report["steps"].as_array().unwrap().len(), 10);
+    assert_eq!(r.code(), Some(0), "{}", r.dump());
+}

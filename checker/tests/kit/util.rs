@@ -1,0 +1,100 @@
+//! Running the checker binary and reading its JSON report, with a full dump on surprise.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// Checker runs take turns: several checks compare timings (1 worker against 4), and test
+/// threads running suites side by side on a small machine would blur them.
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The workspace root (the checker's tests run from `checker/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// `checker ARGS...` run from the workspace root, with no colour.
+pub fn checker(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_checker"));
+    cmd.args(args).current_dir(root()).env("NO_COLOR", "1");
+    cmd
+}
+
+/// A finished run: what was asked and everything that came back.
+pub struct Run {
+    pub args: Vec<String>,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    /// Everything needed to reproduce and understand the run.
+    pub fn dump(&self) -> String {
+        format!(
+            "\n$ (cd {} && checker {})\nstatus: {}\n~~~ stdout\n{}\n~~~ stderr\n{}\n~~~",
+            root().display(),
+            self.args.join(" "),
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// The JSON report (`--format json` runs).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}){}", self.dump()))
+    }
+
+    /// Names of the failed checks of the only step in the report.
+    pub fn failed_checks(&self) -> Vec<String> {
+        let report = self.json();
+        report["steps"][0]["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no checks in the report{}", self.dump()))
+            .iter()
+            .filter(|c| c["status"] == "fail")
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Runs the checker with `args` and `env`, and returns the finished run.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = checker(args);
+    cmd.envs(env.iter().copied());
+    let _turn = one_at_a_time();
+    let output = cmd.output().expect("the checker binary runs");
+    Run {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        output,
+    }
+}
+
+/// The slug of step `n` (1-based), read from the catalogue the checker ships.
+pub fn slug(n: usize) -> String {
+    let text = std::fs::read_to_string(root().join("checker/steps.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    table["step"].as_array().unwrap()[n - 1]["slug"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
