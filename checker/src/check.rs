@@ -42,7 +42,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn new(step: &'static Step, target: Target) -> Ctx {
+    pub fn new(step: &'static Step, target: Target) -> Ctx {
         Ctx {
             step,
             target,
@@ -83,18 +83,25 @@ impl Ctx {
 
     /// Adds what the servers reveal to a failure: an exit or crash, or a `todo!()` hit.
     fn diagnose(&mut self, mut f: Failure) -> Failure {
+        // A panic message reaches the checker through a pipe, a moment after the panic closed
+        // the connection that made the check fail: give it a moment to arrive.
+        let todo = poll(
+            TODO_GRACE,
+            || Ok((self.servers.iter().find_map(Server::todo_location), ())),
+            |_| Failure::default(),
+        );
+        if let Ok(at) = todo {
+            let step = self.step;
+            return fail!(
+                "{} is not implemented yet: replace the todo!() at {at}",
+                step.label()
+            )
+            .hint(format!(
+                "Read the // TODO: comment there, and book/src/{}.md.",
+                step.slug
+            ));
+        }
         for server in &mut self.servers {
-            if let Some(at) = server.todo_location() {
-                let step = self.step;
-                return fail!(
-                    "{} is not implemented yet: replace the todo!() at {at}",
-                    step.label()
-                )
-                .hint(format!(
-                    "Read the // TODO: comment there, and book/src/{}.md.",
-                    step.slug
-                ));
-            }
             // A server the check signalled is expected to exit; any other exit is a crash.
             if let (false, Some(status)) = (server.signalled, server.exited()) {
                 f.message = format!(
@@ -108,6 +115,9 @@ impl Ctx {
         f
     }
 }
+
+/// How long a failed check waits for a `todo!()` panic message to arrive from the server.
+const TODO_GRACE: Duration = Duration::from_millis(300);
 
 /// The result of one check.
 pub struct CheckResult {

@@ -1,90 +1,154 @@
-//! `checker`: builds a step's server, starts it, and runs that step's black-box acceptance
-//! suite over real TCP, then explains every failure with a transcript and a hint.
+//! `checker`: the learner's companion. It builds a step's server, runs that step's hidden
+//! black-box acceptance suite over real TCP, explains every failure with a transcript and a
+//! hint, and keeps track of where the learner is.
 //!
 //! Module map:
-//! - `catalog`: the ten steps (`checker/steps.toml`);
+//! - `catalog`: the ten steps (`checker/steps.toml`); `skeleton`: exercises derived from the
+//!   solutions (`checker/skeletons.toml`); `progress`: the learner's results;
 //! - `build`: `cargo build` of the crates to grade;
 //! - `server`: the server under test as a child process, killed on every exit path;
-//! - `client`, `transcript`, `reply`, `ledger`: the test client, what it saw, what replies
-//!   must be and the checker's own model of balances;
-//! - `check`, `failure`: checks as data and the runner;
-//! - `steps`: every check, one module per step;
-//! - `report`: human and JSON output.
+//! - `client`, `transcript`, `reply`, `ledger`: the test client, what it saw, what replies must
+//!   be, and the checker's own model of balances;
+//! - `check`, `failure`: checks as data and the runner; `steps`: every check, a module per step;
+//! - `verify`, `journey`, `watch`, `demo`: the verbs; `report`: human and JSON output.
 //!
-//! Exit codes: 0 every check passed, 1 a check failed, 2 the checker could not run (build
-//! failed, no such step, bad arguments).
+//! Exit codes: 0 success (every check passed), 1 a check failed, 2 the checker could not run
+//! (build failed, no such step, bad arguments).
 
 mod build;
 mod catalog;
 mod check;
 mod client;
+mod demo;
 mod failure;
+mod journey;
 mod ledger;
+mod progress;
 mod reply;
 mod report;
 mod server;
+mod skeleton;
 mod steps;
 mod transcript;
+mod verify;
+mod watch;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use catalog::Step;
-use check::Target;
 use clap::{Parser, Subcommand, ValueEnum};
-use report::{StepOutcome, StepReport, Style};
+use progress::Progress;
+use report::Style;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use verify::Source;
 
 #[derive(Parser)]
 #[command(
     name = "checker",
     version,
-    about = "Grades the eventkit servers, step by step, over real TCP."
+    about = "Your companion through the eventkit course: grades your server, step by step, over real TCP.",
+    after_help = "Without a command: where you are, and what to do next."
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// No colour, even on a terminal (NO_COLOR works too).
+    #[arg(long, global = true)]
+    no_color: bool,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build a step's server and run its acceptance suite.
+    /// Build a step's server and run its acceptance suite (default: your current step).
     Verify(VerifyArgs),
-    /// List the steps and the checks each one runs.
+    /// The ten steps, and how far you are with each.
+    List,
+    /// A hint for a step (default: your current step); one more each time you ask.
+    Hint { step: Option<String> },
+    /// Re-verify your current step every time you save a file.
+    Watch {
+        /// Poll the files instead of waiting for file events.
+        #[arg(long)]
+        poll: bool,
+    },
+    /// Your exercise against the reference solution, as a unified diff.
+    Diff {
+        step: String,
+        /// Do not ask before showing the reference of a step you have not passed.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Where the reference solution of a step is.
+    Solution {
+        step: String,
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Restore the pristine exercise of a step (your changes there are lost).
+    Reset {
+        #[arg(required_unless_present = "all")]
+        step: Option<String>,
+        /// Every step.
+        #[arg(long, conflicts_with = "step")]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Watch a step's problem happen, live and narrated, against your server or the reference.
+    Demo {
+        step: String,
+        /// Run the demo against the reference server.
+        #[arg(long)]
+        solution: bool,
+    },
+    /// Every step with its lesson, checks and hints (for teachers and maintainers).
     Steps,
 }
 
 #[derive(clap::Args)]
 struct VerifyArgs {
-    /// The step: 5, 05, step05 or 05_backpressure.
-    #[arg(required_unless_present = "all")]
+    /// The step: 5, 05, step05 or 05_backpressure (default: your current step).
     step: Option<String>,
     /// Every step, in order.
-    #[arg(long, conflicts_with = "step")]
+    #[arg(long, conflicts_with_all = ["step", "previous"])]
     all: bool,
+    /// Also every earlier step (to catch regressions).
+    #[arg(long)]
+    previous: bool,
     /// Grade the reference server in solutions/ instead of your exercise.
     #[arg(long)]
     solution: bool,
     /// Grade the crate in this folder (built with cargo) instead.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["solution", "bin", "all"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["solution", "bin", "all", "previous"])]
     path: Option<PathBuf>,
     /// Grade this already-built server executable instead.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["solution", "path", "all"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["solution", "path", "all", "previous"])]
     bin: Option<PathBuf>,
     /// Run only this check of the suite (repeat for several).
     #[arg(long = "check", value_name = "NAME")]
     checks: Vec<String>,
+    /// Stop a step at its first failing check.
+    #[arg(long)]
+    fail_fast: bool,
     /// Output for people, or one JSON document for tools.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// No colour, even on a terminal (NO_COLOR works too).
-    #[arg(long)]
-    no_color: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     Human,
     Json,
+}
+
+/// How the learner runs the checker: through cargo, or installed.
+pub fn invocation() -> &'static str {
+    if std::env::var_os("CARGO").is_some() {
+        "cargo run -p checker --"
+    } else {
+        "checker"
+    }
 }
 
 fn main() -> ExitCode {
@@ -105,12 +169,8 @@ fn main() -> ExitCode {
         eprintln!("\ninterrupted: stopped {n} child process group(s)");
         std::process::exit(130);
     });
-    let result = match cli.command {
-        Command::Verify(args) => verify(args),
-        Command::Steps => list_steps(),
-    };
-    match result {
-        Ok(code) => code,
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -118,7 +178,100 @@ fn main() -> ExitCode {
     }
 }
 
-fn list_steps() -> Result<ExitCode> {
+/// The step named on the command line, or the learner's current one.
+fn step_or_current(root: &std::path::Path, step: &Option<String>) -> Result<&'static Step> {
+    match step {
+        Some(s) => catalog::find(s),
+        None => Ok(Progress::load(root).current()),
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let style = Style::detect(cli.no_color);
+    let root = build::workspace_root()?;
+    match cli.command {
+        None => journey::status(&root, style)?,
+        Some(Command::List) => journey::list(&root, style)?,
+        Some(Command::Hint { step }) => {
+            journey::hint(&root, step_or_current(&root, &step)?, style)?
+        }
+        Some(Command::Watch { poll }) => watch::watch(&root, poll, style)?,
+        Some(Command::Diff { step, yes }) => {
+            journey::diff(&root, catalog::find(&step)?, yes, style)?
+        }
+        Some(Command::Solution { step, yes }) => {
+            journey::solution(&root, catalog::find(&step)?, yes)?
+        }
+        Some(Command::Reset { step, all, yes }) => {
+            let selected: Vec<&'static Step> = match step {
+                Some(s) if !all => vec![catalog::find(&s)?],
+                _ => catalog::steps().iter().collect(),
+            };
+            journey::reset(&root, &selected, yes)?
+        }
+        Some(Command::Demo { step, solution }) => {
+            return demo::demo(&root, catalog::find(&step)?, solution, style)
+        }
+        Some(Command::Steps) => list_steps(),
+        Some(Command::Verify(args)) => return verify_cmd(&root, args, style),
+    }
+    Ok(0)
+}
+
+fn verify_cmd(root: &std::path::Path, args: VerifyArgs, style: Style) -> Result<u8> {
+    let steps = if args.all {
+        catalog::steps().iter().collect()
+    } else {
+        verify::selection(step_or_current(root, &args.step)?, args.previous)
+    };
+    let source = match (args.bin, args.path, args.solution) {
+        (Some(bin), _, _) => Source::Binary(bin),
+        (None, Some(dir), _) => Source::Crate(dir),
+        (None, None, true) => Source::Solution,
+        (None, None, false) => Source::Exercise,
+    };
+    let json = args.format == Format::Json;
+    let req = verify::Request {
+        steps,
+        source: source.clone(),
+        only: args.checks,
+        json,
+        style,
+        fail_fast: args.fail_fast,
+    };
+    let reports = verify::run(root, &req)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_json(&reports))?
+        );
+    } else {
+        if reports.len() > 1 {
+            let passed = reports.iter().filter(|r| r.status() == "pass").count();
+            println!("{passed} of {} steps passed", reports.len());
+        }
+        // A learner who just passed their current step is told where to go next.
+        if matches!(source, Source::Exercise) && reports.iter().all(|r| r.status() == "pass") {
+            let next = Progress::load(root).current();
+            let last = reports.last().map(|r| r.step.number).unwrap_or(0);
+            if next.number > last {
+                println!(
+                    "{}",
+                    style.green(&format!(
+                        "✔ On to {} · {}: read book/src/{}.md, then run `{} verify`.",
+                        next.label(),
+                        next.title,
+                        next.slug,
+                        invocation()
+                    ))
+                );
+            }
+        }
+    }
+    Ok(verify::exit_code(&reports))
+}
+
+fn list_steps() {
     for step in catalog::steps() {
         println!("{} · {} ({})", step.label(), step.title, step.slug);
         println!("    lesson: {}", step.lesson);
@@ -127,143 +280,4 @@ fn list_steps() -> Result<ExitCode> {
             println!("    hint: {hint}");
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// What to grade for one step.
-enum Source {
-    Crate(PathBuf),
-    Binary(PathBuf),
-}
-
-fn verify(args: VerifyArgs) -> Result<ExitCode> {
-    let root = build::workspace_root()?;
-    let selected: Vec<&'static Step> = match &args.step {
-        Some(s) => vec![catalog::find(s)?],
-        None => catalog::steps().iter().collect(),
-    };
-    for name in &args.checks {
-        if steps::find(name).is_none() {
-            bail!("there is no check named {name:?}: `checker steps` lists them");
-        }
-    }
-    let style = Style::detect(args.no_color);
-    let human = args.format == Format::Human;
-
-    // Decide what each step grades, and build every crate in one cargo run.
-    let mut plan = Vec::new();
-    for &step in &selected {
-        let source = if let Some(bin) = &args.bin {
-            Ok(Source::Binary(bin.clone()))
-        } else if let Some(dir) = &args.path {
-            Ok(Source::Crate(dir.clone()))
-        } else {
-            let rel = if args.solution {
-                step.solution_dir()
-            } else {
-                step.exercise_dir()
-            };
-            let dir = root.join(&rel);
-            if dir.join("Cargo.toml").is_file() {
-                Ok(Source::Crate(dir))
-            } else if args.solution {
-                Err(format!("{rel} is missing from this checkout"))
-            } else {
-                Err(format!(
-                    "{rel} does not exist yet: there is no exercise for {} in this checkout. Grade the reference server with `checker verify {:02} --solution`.",
-                    step.label(),
-                    step.number
-                ))
-            }
-        };
-        plan.push((step, source));
-    }
-    let crates: Vec<PathBuf> = plan
-        .iter()
-        .filter_map(|(_, s)| match s {
-            Ok(Source::Crate(dir)) => Some(dir.clone()),
-            _ => None,
-        })
-        .collect();
-    let built = if crates.is_empty() {
-        Default::default()
-    } else {
-        build::build(&root, &crates)?
-    };
-
-    let mut reports = Vec::new();
-    for (step, source) in plan {
-        let (target, bin) = match source {
-            Err(e) => (step.exercise_dir(), Err(e)),
-            Ok(Source::Binary(bin)) => (bin.display().to_string(), Ok(bin)),
-            Ok(Source::Crate(dir)) => {
-                let shown = dir
-                    .strip_prefix(&root)
-                    .unwrap_or(&dir)
-                    .display()
-                    .to_string();
-                let exe = dir.canonicalize().ok().and_then(|d| built.get(&d).cloned());
-                let bin = exe.ok_or_else(|| format!("the build of {shown} failed (cargo's errors are above): fix them and run the checker again"));
-                (shown, bin)
-            }
-        };
-        if human {
-            println!("{}", report::heading(style, step, &target));
-        }
-        let outcome = match bin {
-            Err(e) => StepOutcome::Error(e),
-            Ok(bin) => {
-                StepOutcome::Ran(run_suite(step, &Target { bin }, &args.checks, human, style))
-            }
-        };
-        let report = StepReport {
-            step,
-            target,
-            outcome,
-        };
-        if human {
-            println!("{}\n", report::step_summary(style, &report));
-        }
-        reports.push(report);
-    }
-
-    if args.format == Format::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report::to_json(&reports))?
-        );
-    } else if reports.len() > 1 {
-        let passed = reports.iter().filter(|r| r.status() == "pass").count();
-        println!("{passed} of {} steps passed", reports.len());
-    }
-    let code = if reports.iter().any(|r| r.status() == "error") {
-        2
-    } else if reports.iter().any(|r| r.status() == "fail") {
-        1
-    } else {
-        0
-    };
-    Ok(ExitCode::from(code))
-}
-
-/// Runs the step's checks (or the chosen ones among them), printing each as it finishes.
-fn run_suite(
-    step: &'static Step,
-    target: &Target,
-    only: &[String],
-    human: bool,
-    style: Style,
-) -> Vec<check::CheckResult> {
-    step.checks
-        .iter()
-        .filter(|name| only.is_empty() || only.contains(name))
-        .filter_map(|name| steps::find(name))
-        .map(|c| {
-            let result = check::run_one(step, target, c);
-            if human {
-                println!("{}", report::check_line(style, &result));
-            }
-            result
-        })
-        .collect()
 }

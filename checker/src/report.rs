@@ -22,6 +22,19 @@ pub enum StepOutcome {
 }
 
 impl StepReport {
+    /// (check, message, hint) of the first failure; a step that could not run is a failure
+    /// of its build.
+    pub fn failure_summary(&self) -> Option<(String, String, Option<String>)> {
+        match &self.outcome {
+            StepOutcome::Ran(results) => results.iter().find_map(|r| {
+                r.failure
+                    .as_ref()
+                    .map(|f| (r.name.to_string(), f.message.clone(), f.hint.clone()))
+            }),
+            StepOutcome::Error(e) => Some(("build".into(), e.clone(), None)),
+        }
+    }
+
     pub fn status(&self) -> &'static str {
         match &self.outcome {
             StepOutcome::Error(_) => "error",
@@ -42,6 +55,10 @@ impl Style {
         let color =
             !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
         Style { color }
+    }
+
+    pub fn is_color(&self) -> bool {
+        self.color
     }
 
     fn paint(&self, code: &str, text: &str) -> String {

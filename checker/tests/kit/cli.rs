@@ -35,8 +35,13 @@ fn unknown_step_unknown_check_and_missing_crate_exit_2_with_a_clear_error() {
         r.dump()
     );
 
-    let r = run(&["verify"], &[]);
-    assert_eq!(r.code(), Some(2), "a step or --all is required{}", r.dump());
+    let r = run(&["verify", "3", "--solution", "--bin", "/bin/true"], &[]);
+    assert_eq!(
+        r.code(),
+        Some(2),
+        "--solution and --bin conflict{}",
+        r.dump()
+    );
 }
 
 #[test]

@@ -11,5 +11,7 @@ mod solutions;
 mod previous_step;
 // The fixture server with one defect at a time is caught by the expected check.
 mod known_bad;
+// The exercises: pristine skeletons fail with a diagnosis, and a learner's journey works.
+mod exercises;
 // The command line: arguments, exit codes, output formats, diagnoses, no orphan processes.
 mod cli;

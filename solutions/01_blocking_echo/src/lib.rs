@@ -49,7 +49,7 @@ fn handle_client(stream: TcpStream) -> io::Result<()> {
     // look for `\n`), the writer is not (so each echo leaves at once).
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
-    let mut line = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
 
     // ANCHOR: echo_lines
     loop {

@@ -19,12 +19,14 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
+    // ANCHOR: announce
     let listener =
         TcpListener::bind(args.addr).with_context(|| format!("failed to bind {}", args.addr))?;
     // Report the address actually bound (port 0 becomes a real port), and flush at once: whoever
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     step01_blocking_echo_solution::run(listener);
     Ok(())

@@ -45,6 +45,7 @@ pub enum Reason {
     LineTooLong,
 }
 
+// ANCHOR: reply
 /// One reply line. `#[serde(tag = "status")]` turns the variant into the `"status"` field and
 /// its fields into the object's other fields: `Reply::Error { reason }` is written as
 /// `{"status":"error","reason":"..."}`.
@@ -56,6 +57,7 @@ pub enum Reply {
     /// The line was not accepted, and why.
     Error { reason: Reason },
 }
+// ANCHOR_END: reply
 
 impl Reply {
     /// Appends this reply to `out` as one line of JSON.
@@ -66,6 +68,7 @@ impl Reply {
     }
 }
 
+// ANCHOR: fields
 /// The fields of a request line that the server looks at; any other field is ignored.
 ///
 /// Each is an `Option<Value>`, so that serde accepts any content and only checks the shape of
@@ -81,6 +84,7 @@ struct Fields {
     action: Option<Value>,
     amount: Option<Value>,
 }
+// ANCHOR_END: fields
 
 /// Deserializes a field that is present as `Some`, even when it holds `null`. (A plain
 /// `Option<Value>` reads `null` as `None`, as if the field were missing.)

@@ -23,10 +23,12 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|index| {
+            // ANCHOR: clone_receiver
             // A crossbeam receiver can be cloned: all workers take from the one queue, and each
             // event goes to exactly one of them.
             let queue = queue.clone();
             let balances = Arc::clone(&balances);
+            // ANCHOR_END: clone_receiver
             thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {

@@ -8,6 +8,7 @@ use dashmap::DashMap;
 
 use crate::protocol::{Action, Event};
 
+// ANCHOR: users
 /// Every user's balance. A user nobody has seen yet has a balance of 0.
 #[derive(Debug, Default)]
 pub struct Balances {
@@ -24,6 +25,7 @@ pub struct Balances {
     /// shard through a risk check would block every other user in that shard.
     users: DashMap<String, Arc<Mutex<i64>>>,
 }
+// ANCHOR_END: users
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,7 @@ impl Balances {
         // ANCHOR_END: atomic_check_and_apply
     }
 
+    // ANCHOR: get
     /// The user's balance, 0 for a user never seen.
     pub fn get(&self, user: &str) -> i64 {
         // The shard is locked (shared) only while the `Arc` is cloned; a user never seen is not
@@ -69,6 +72,7 @@ impl Balances {
         let balance = *account.lock().expect("balance lock poisoned");
         balance
     }
+    // ANCHOR_END: get
 
     // ANCHOR: get_or_insert
     /// The lock around `user`'s balance, created at 0 the first time the user is seen.

@@ -160,6 +160,7 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
         // `try_send` never waits. Either the queue has room and the event is in it, or the queue
         // is full and the client hears so at once. (`send().await` would instead park this
         // connection until the worker caught up, and its client would wait without knowing why.)
+        // ANCHOR: count_events
         Ok(Request::Event(event)) => {
             // Counted before it can possibly be processed or dropped (see `metrics`).
             shared.metrics.event_received();
@@ -176,6 +177,7 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
                 }
             }
         }
+        // ANCHOR_END: count_events
         // Answered right here in the connection task, without the queue. It locks only this
         // user's balance, so a risk check in progress for another user does not delay it.
         Ok(Request::Balance { user }) => Reply::Ok {

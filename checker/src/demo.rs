@@ -1,0 +1,347 @@
+//! `checker demo STEP`: the step's problem, live and narrated, in a few seconds. Run it
+//! against the reference (`--solution`) to see the problem the step fixes in the step before,
+//! or against your own server to see that yours fixed it.
+
+use crate::catalog::Step;
+use crate::check::{balance_of, metrics_of, Ctx, Target};
+use crate::failure::Outcome;
+use crate::report::Style;
+use crate::steps::{s05_backpressure::burst, s06_worker_threads::drain_time};
+use crate::{build, fail};
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Narration with the time since the demo began.
+struct Narrator {
+    start: Instant,
+    style: Style,
+}
+
+impl Narrator {
+    fn say(&self, text: &str) {
+        let t = self
+            .style
+            .dim(&format!("[{:>6.3} s]", self.start.elapsed().as_secs_f64()));
+        println!("{t} {text}");
+        let _ = std::io::stdout().flush();
+    }
+    fn lesson(&self, text: &str) {
+        println!("\n{}", self.style.bold(text));
+    }
+}
+
+pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> Result<u8> {
+    let rel = if solution {
+        step.solution_dir()
+    } else {
+        step.exercise_dir()
+    };
+    let dir = root.join(&rel);
+    let built = build::build(root, std::slice::from_ref(&dir))
+        .with_context(|| format!("building {rel}"))?;
+    let bin = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| built.get(&d).cloned())
+        .with_context(|| format!("the build of {rel} failed (cargo's errors are above)"))?;
+    println!(
+        "{}\n",
+        style.bold(&format!(
+            "demo · {} · {}  ({rel})",
+            step.label(),
+            step.title
+        ))
+    );
+    let n = Narrator {
+        start: Instant::now(),
+        style,
+    };
+    let mut ctx = Ctx::new(step, Target { bin });
+    let outcome = match step.number {
+        1 | 2 => waiting_room(&mut ctx, &n),
+        3 => garbage(&mut ctx, &n),
+        4 => slow_event_stalls_others(&mut ctx, &n),
+        5 => burst_becomes_busy(&mut ctx, &n),
+        6 => workers_drain(&mut ctx, &n),
+        7 | 8 => throughput_vs_workers(&mut ctx, &n),
+        9 => counters_add_up(&mut ctx, &n),
+        _ => ctrl_c_under_load(&mut ctx, &n),
+    };
+    match outcome {
+        Ok(()) => {
+            n.lesson(&format!("Lesson: {}.", step.lesson));
+            Ok(0)
+        }
+        Err(f) => {
+            println!("\n{} {}", style.red("the demo stopped:"), f.message);
+            if let Some(h) = f.hint {
+                println!("{} {h}", style.yellow("hint:"));
+            }
+            Ok(1)
+        }
+    }
+}
+
+/// 01 and 02: one client idles mid-line; does a second one wait?
+fn waiting_room(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut first = ctx.client(addr)?;
+    first.send(b"I am typing slo")?;
+    n.say("client A connects and starts a line, without finishing it");
+    let mut second = ctx.client(addr)?;
+    let asked = Instant::now();
+    second.send(b"hello\n")?;
+    n.say("client B connects and sends \"hello\"");
+    if second.recv_raw_within(Duration::from_millis(1500)).is_ok() {
+        n.say(&format!(
+            "client B got its echo after {} ms: nobody waits for anybody",
+            asked.elapsed().as_millis()
+        ));
+        return Ok(());
+    }
+    n.say("client B has waited 1.5 s and heard nothing: the server is still busy with A");
+    drop(first);
+    n.say("client A disconnects");
+    second.recv_raw_within(Duration::from_secs(3))?;
+    n.say(&format!(
+        "client B finally gets its echo, {} ms after asking",
+        asked.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// 03: what garbage gets.
+fn garbage(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut c = ctx.client(addr)?;
+    for line in [
+        r#"{"user":"alice","action":"buy","amount":100}"#,
+        "hello?",
+        r#"{"user":"alice","action":"buy","amount":10.5}"#,
+        r#"{"user":"","action":"sell","amount":5}"#,
+        r#"{"user":"alice","action":"buy""#,
+        r#"{"type":"teleport"}"#,
+    ] {
+        let reply = c.ask(line)?;
+        n.say(&format!("-> {line}"));
+        n.say(&format!("<- {reply}"));
+    }
+    let mut long = vec![b'x'; 200_000];
+    long.push(b'\n');
+    c.send(&long)?;
+    n.say("-> (a line of 200 000 bytes)");
+    n.say(&format!("<- {}", c.recv_json()?));
+    n.say("every line got exactly one reply, and the connection is still open");
+    Ok(())
+}
+
+/// 04: slow events processed inline stall everyone else.
+fn slow_event_stalls_others(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let addr = ctx.serve(&["--work-us", "300000"])?;
+    let slow = thread::available_parallelism()
+        .map(|p| p.get())
+        .unwrap_or(2)
+        .min(8);
+    let mut quick = ctx.client(addr)?;
+    let line = json!({"user": "quick", "action": "buy", "amount": 1}).to_string();
+    let asked = Instant::now();
+    quick.ask(&line)?;
+    n.say(&format!(
+        "with nobody else around, a quick client's event takes {} ms (--work-us 300000)",
+        asked.elapsed().as_millis()
+    ));
+    let mut busy = Vec::new();
+    for i in 0..slow {
+        let mut c = ctx.client(addr)?;
+        c.send(
+            format!(
+                "{}\n",
+                json!({"user": format!("slow{i}"), "action": "buy", "amount": 1})
+            )
+            .repeat(3)
+            .as_bytes(),
+        )?;
+        busy.push(c);
+    }
+    n.say(&format!(
+        "{slow} clients each send 3 slow events (as many clients as the runtime has threads)"
+    ));
+    let asked = Instant::now();
+    quick.ask(&line)?;
+    n.say(&format!(
+        "the quick client's next event took {} ms: the sleeping tasks blocked every runtime thread",
+        asked.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// 05: a burst turns into server_busy, and memory stays flat.
+fn burst_becomes_busy(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let i = ctx.start(&["--queue-capacity", "8", "--work-us", "20000"])?;
+    let addr = ctx.server(i).addr;
+    let rss = |ctx: &mut Ctx| rss_kib(ctx.server(i).pid().as_raw());
+    n.say(&format!(
+        "server started: queue of 8, 20 ms of work per event, {} KiB of memory",
+        rss(ctx)
+    ));
+    let mut c = ctx.client(addr)?;
+    for round in 1..=3 {
+        let amounts: Vec<u64> = (1..=2000).collect();
+        let b = burst(&mut c, "burst", &amounts, Duration::from_secs(5))?;
+        n.say(&format!(
+            "burst {round}: 2000 events in one write → {} accepted, {} server_busy; memory {} KiB",
+            b.accepted.len(),
+            b.busy.len(),
+            rss(ctx)
+        ));
+    }
+    n.say("the queue never holds more than 8 events: overload is answered, not stored");
+    Ok(())
+}
+
+fn rss_kib(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// 06: one worker against four on a backlog of slow events.
+fn workers_drain(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let users: Vec<String> = (0..40).map(|i| format!("user{}", i % 8)).collect();
+    for workers in ["1", "4"] {
+        let took = drain_time(ctx, &["--workers", workers, "--work-us", "20000"], &users)?;
+        n.say(&format!(
+            "--workers {workers}: 40 events of 20 ms drained in {} ms",
+            took.as_millis()
+        ));
+    }
+    Ok(())
+}
+
+/// 07 and 08: throughput as workers grow, when each event holds its user's state.
+fn throughput_vs_workers(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let users: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    n.say("40 events on 40 users, each holding its user's state for 10 ms (--hold-us 10000)");
+    for workers in ["1", "2", "4", "8"] {
+        let took = drain_time(ctx, &["--workers", workers, "--hold-us", "10000"], &users)?;
+        let rate = 40.0 / took.as_secs_f64();
+        n.say(&format!(
+            "--workers {workers}: {} ms, {rate:.0} events/s",
+            took.as_millis()
+        ));
+    }
+    let addr = ctx.serve(&["--workers", "2", "--hold-us", "500000"])?;
+    let mut w = ctx.client(addr)?;
+    w.ask(&json!({"user": "hot", "action": "buy", "amount": 1}).to_string())?;
+    n.say("a slow write to user \"hot\" is in progress (500 ms hold)");
+    let mut r = ctx.client(addr)?;
+    let asked = Instant::now();
+    balance_of(&mut r, "cold")?;
+    n.say(&format!(
+        "a balance read for user \"cold\" took {} ms",
+        asked.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// 09: the counters, during and after a burst.
+fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let addr = ctx.serve(&[
+        "--queue-capacity",
+        "16",
+        "--work-us",
+        "5000",
+        "--workers",
+        "2",
+    ])?;
+    let mut c = ctx.client(addr)?;
+    let mut m = ctx.client(addr)?;
+    let amounts: Vec<u64> = (1..=300).collect();
+    let b = burst(&mut c, "metered", &amounts, Duration::from_secs(5))?;
+    n.say(&format!(
+        "a burst of 300 events: clients saw {} accepted, {} server_busy",
+        b.accepted.len(),
+        b.busy.len()
+    ));
+    loop {
+        let x = metrics_of(&mut m)?;
+        n.say(&format!(
+            "metrics: received {} = processed {} + dropped {} + still queued {}",
+            x.received,
+            x.processed,
+            x.dropped,
+            x.received - x.processed - x.dropped
+        ));
+        if x.processed + x.dropped == x.received {
+            break;
+        }
+        thread::sleep(Duration::from_millis(15));
+    }
+    n.say("every event is accounted for, and nobody took a lock to count it");
+    Ok(())
+}
+
+/// 10: Ctrl+C under load.
+fn ctrl_c_under_load(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let i = ctx.start(&[
+        "--workers",
+        "2",
+        "--work-us",
+        "5000",
+        "--queue-capacity",
+        "64",
+    ])?;
+    let addr = ctx.server(i).addr;
+    let mut clients = Vec::new();
+    for k in 0..4 {
+        let mut c = ctx.client(addr)?.quiet();
+        let line = format!(
+            "{}\n",
+            json!({"user": format!("u{k}"), "action": "buy", "amount": 1})
+        );
+        c.send(line.repeat(300).as_bytes())?;
+        clients.push(c);
+    }
+    n.say("4 clients pipeline 300 events each; the queue of 64 fills up");
+    thread::sleep(Duration::from_millis(100));
+    ctx.server(i).signal(Signal::SIGINT)?;
+    n.say("Ctrl+C (SIGINT) sent to the server");
+    let (mut accepted, mut busy) = (0u64, 0u64);
+    for c in &mut clients {
+        for line in c.read_to_eof(Duration::from_secs(15))? {
+            if line.starts_with(b"{\"status\":\"accepted\"") {
+                accepted += 1;
+            } else {
+                busy += 1;
+            }
+        }
+    }
+    n.say(&format!(
+        "clients read to the end: {accepted} accepted, {busy} other replies"
+    ));
+    let status = ctx
+        .server(i)
+        .wait_exit(Duration::from_secs(15))
+        .ok_or_else(|| fail!("the server did not exit within 15 s"))?;
+    let last = ctx
+        .server(i)
+        .stdout_lines()
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    n.say(&format!(
+        "the server {}; its last words: {last}",
+        crate::server::describe_exit(status)
+    ));
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! The learner's progress: the last result of each step, kept in a small JSON file under
+//! `target/`, keyed by slug. Anything unreadable or unknown is ignored: the file is a cache of
+//! results, which `checker verify` can always compute afresh.
+
+use crate::catalog::{steps, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failing,
+}
+
+/// The last `verify` of one step's exercise.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Result {
+    pub status: Status,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+    /// The first check that failed, if any.
+    #[serde(default)]
+    pub failing_check: Option<String>,
+    /// What that check said, and its hint.
+    #[serde(default)]
+    pub failing_message: Option<String>,
+    #[serde(default)]
+    pub failing_hint: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Progress {
+    #[serde(default)]
+    pub results: BTreeMap<String, Result>,
+    /// How many hints of each step the learner has seen.
+    #[serde(default)]
+    pub hints_shown: BTreeMap<String, usize>,
+}
+
+fn path(root: &Path) -> PathBuf {
+    root.join("target").join("eventkit-progress.json")
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Progress {
+    pub fn load(root: &Path) -> Progress {
+        std::fs::read_to_string(path(root))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves, best effort: progress is a convenience, never a reason to fail a command.
+    pub fn save(&self, root: &Path) {
+        let p = path(root);
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Ok(text) = serde_json::to_string_pretty(self) {
+            let _ = std::fs::write(p, text);
+        }
+    }
+
+    pub fn status(&self, step: &Step) -> Option<Status> {
+        self.results.get(&step.slug).map(|r| r.status)
+    }
+
+    /// Records a result: `failure` is (check, message, hint) of the first failure, if any.
+    pub fn record(&mut self, step: &Step, failure: Option<(String, String, Option<String>)>) {
+        let status = if failure.is_none() {
+            Status::Passed
+        } else {
+            Status::Failing
+        };
+        let (failing_check, failing_message, failing_hint) = match failure {
+            Some((c, m, h)) => (Some(c), Some(m), h),
+            None => (None, None, None),
+        };
+        self.results.insert(
+            step.slug.clone(),
+            Result {
+                status,
+                at: now(),
+                failing_check,
+                failing_message,
+                failing_hint,
+            },
+        );
+    }
+
+    /// The first step not passed yet (the last step once all have passed).
+    pub fn current(&self) -> &'static Step {
+        let all = steps();
+        all.iter()
+            .find(|s| self.status(s) != Some(Status::Passed))
+            .unwrap_or(&all[all.len() - 1])
+    }
+
+    pub fn passed(&self) -> usize {
+        steps()
+            .iter()
+            .filter(|s| self.status(s) == Some(Status::Passed))
+            .count()
+    }
+}
+
+/// "3 min ago", "2 h ago", "5 days ago".
+pub fn ago(at: u64) -> String {
+    let s = now().saturating_sub(at);
+    match s {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} days ago", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_step_is_the_first_not_passed_and_unknown_slugs_are_ignored() {
+        let mut p: Progress =
+            serde_json::from_str(r#"{"results":{"99_renamed":{"status":"passed","at":1}}}"#)
+                .unwrap();
+        assert_eq!(p.current().number, 1);
+        p.record(&steps()[0], None);
+        p.record(
+            &steps()[1],
+            Some(("echo_many_clients".into(), "boom".into(), None)),
+        );
+        assert_eq!(p.current().number, 2);
+        assert_eq!(p.passed(), 1);
+        assert!(serde_json::from_str::<Progress>("not json").is_err());
+    }
+}

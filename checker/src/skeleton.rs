@@ -1,0 +1,242 @@
+//! Exercise skeletons, derived from the reference solutions.
+//!
+//! A step's skeleton is its solution with a few *holes*: each hole is an exact piece of the
+//! solution (the code that is the step's lesson) and what the exercise has there instead, a
+//! `// TODO:` comment in plain words and a `todo!()` in expression position. The holes live in
+//! `checker/skeletons.toml`, compiled into the checker, so that `checker reset` can restore a
+//! pristine skeleton without git, and the dev check can build pristine skeletons without
+//! reading a learner's edited `exercises/`.
+
+use crate::catalog::Step;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hole {
+    /// The step's slug.
+    pub step: String,
+    /// The file, relative to the crate (`src/lib.rs`).
+    pub file: String,
+    /// The exact text in the solution, to be found exactly once.
+    pub solution: String,
+    /// What the exercise has instead.
+    pub exercise: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    hole: Vec<Hole>,
+}
+
+const SKELETONS_TOML: &str = include_str!("../skeletons.toml");
+
+pub fn holes() -> &'static [Hole] {
+    static HOLES: OnceLock<Vec<Hole>> = OnceLock::new();
+    HOLES.get_or_init(|| {
+        toml::from_str::<File>(SKELETONS_TOML)
+            .expect("checker/skeletons.toml is valid (tested)")
+            .hole
+    })
+}
+
+/// The package name of a step's exercise; the solution's is the same plus `_solution`.
+pub fn exercise_package(step: &Step) -> String {
+    format!("step{}", step.slug)
+}
+
+/// Every file of a crate that a skeleton is made of: the manifest and the sources.
+fn crate_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = vec![PathBuf::from("Cargo.toml")];
+    let mut stack = vec![PathBuf::from("src")];
+    while let Some(rel) = stack.pop() {
+        let entries = std::fs::read_dir(dir.join(&rel))
+            .with_context(|| format!("reading {}", dir.join(&rel).display()))?;
+        for entry in entries {
+            let entry = entry?;
+            let path = rel.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The reference solution of `step` as the exercise would have it, file by file: named like the
+/// exercise crate and without the book's include markers (what `checker diff` compares with).
+pub fn reference(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
+    let solution = root.join(step.solution_dir());
+    let package = exercise_package(step);
+    crate_files(&solution)?
+        .into_iter()
+        .map(|rel| {
+            let path = solution.join(&rel);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            // The exercise crate is named without the `_solution` suffix, in the manifest and
+            // in `main.rs`'s `use` of the library.
+            let text = without_anchors(&text).replace(&format!("{package}_solution"), &package);
+            Ok((rel, text))
+        })
+        .collect()
+}
+
+/// The pristine skeleton of `step`: (path relative to the crate, contents) for every file.
+pub fn pristine(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
+    let step_holes: Vec<&Hole> = holes().iter().filter(|h| h.step == step.slug).collect();
+    for hole in &step_holes {
+        let known = crate_files(&root.join(step.solution_dir()))?;
+        if !known.iter().any(|rel| Path::new(&hole.file) == rel) {
+            bail!(
+                "a hole of {} names {}, which solutions/{} does not have",
+                step.slug,
+                hole.file,
+                step.slug
+            );
+        }
+    }
+    let mut out = Vec::new();
+    for (rel, mut text) in reference(root, step)? {
+        for hole in step_holes.iter().filter(|h| Path::new(&h.file) == rel) {
+            let found = text.matches(hole.solution.as_str()).count();
+            if found != 1 {
+                bail!(
+                    "a hole of {} no longer fits {}/{}: its solution text is found {found} times instead of once. Update checker/skeletons.toml to match the solution.",
+                    step.slug,
+                    step.solution_dir(),
+                    rel.display()
+                );
+            }
+            text = text.replacen(&hole.solution, &hole.exercise, 1);
+        }
+        if rel == Path::new("src/lib.rs") || rel == Path::new("src/main.rs") {
+            text = with_unused_allowed(&text);
+        }
+        out.push((rel, text));
+    }
+    Ok(out)
+}
+
+/// The text without mdBook's `// ANCHOR: name` and `// ANCHOR_END: name` lines.
+fn without_anchors(text: &str) -> String {
+    text.split_inclusive('\n')
+        .filter(|line| {
+            let t = line.trim_start();
+            !(t.starts_with("// ANCHOR:") || t.starts_with("// ANCHOR_END:"))
+        })
+        .collect()
+}
+
+/// Adds `#![allow(unused)]` after the crate's `//!` documentation: the `todo!()`s leave some
+/// imports, fields and variables unused until the learner fills them in, and a wall of
+/// warnings would hide the compiler errors that matter.
+fn with_unused_allowed(text: &str) -> String {
+    const ALLOW: &str = "\n// The TODOs leave some code unused until you write them. Once every TODO is done, delete\n// the next line: the compiler then checks again that nothing is left over.\n#![allow(unused)]\n";
+    let docs_end: usize = text
+        .split_inclusive('\n')
+        .take_while(|l| l.starts_with("//!"))
+        .map(str::len)
+        .sum();
+    format!("{}{ALLOW}{}", &text[..docs_end], &text[docs_end..])
+}
+
+/// Writes the pristine skeleton of `step` into `exercises/<slug>`, replacing what is there.
+pub fn write_pristine(root: &Path, step: &Step) -> Result<()> {
+    let files = pristine(root, step)?;
+    let dir = root.join(step.exercise_dir());
+    let src = dir.join("src");
+    if src.exists() {
+        std::fs::remove_dir_all(&src).with_context(|| format!("removing {}", src.display()))?;
+    }
+    for (rel, text) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::steps;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    #[test]
+    fn every_hole_fits_its_solution_exactly_once_and_every_step_has_one() {
+        for step in steps() {
+            let files = pristine(&root(), step).unwrap_or_else(|e| panic!("{e:#}"));
+            let todos = files
+                .iter()
+                .map(|(_, t)| t.matches("todo!(").count())
+                .sum::<usize>();
+            let comments = files
+                .iter()
+                .map(|(_, t)| t.matches("// TODO:").count())
+                .sum::<usize>();
+            assert!(todos > 0, "{} has no todo!()", step.slug);
+            assert!(
+                comments >= todos,
+                "{}: every todo!() needs a // TODO: comment",
+                step.slug
+            );
+            let manifest = &files
+                .iter()
+                .find(|(p, _)| p == Path::new("Cargo.toml"))
+                .unwrap()
+                .1;
+            assert!(
+                manifest.contains(&format!("name = \"{}\"", exercise_package(step))),
+                "{manifest}"
+            );
+        }
+    }
+
+    #[test]
+    fn anchors_are_stripped_and_nothing_else() {
+        let text = "a\n    // ANCHOR: x\nb\n    // ANCHOR_END: x\n// ANCHORS aweigh\n";
+        assert_eq!(without_anchors(text), "a\nb\n// ANCHORS aweigh\n");
+    }
+
+    #[test]
+    fn unused_is_allowed_right_after_the_crate_docs() {
+        let out = with_unused_allowed("//! Docs.\n//! More.\n\nuse x;\n");
+        assert!(
+            out.starts_with("//! Docs.\n//! More.\n\n// The TODOs"),
+            "{out}"
+        );
+        assert!(out.contains("#![allow(unused)]\n\nuse x;"), "{out}");
+    }
+
+    #[test]
+    fn holes_name_known_steps() {
+        for hole in holes() {
+            assert!(
+                steps().iter().any(|s| s.slug == hole.step),
+                "unknown step {}",
+                hole.step
+            );
+            assert!(
+                hole.exercise.contains("todo!("),
+                "a hole of {} has no todo!()",
+                hole.step
+            );
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `checker verify`: build what is graded, run each step's suite, report, remember.
+
+use crate::catalog::{self, Step};
+use crate::check::{self, CheckResult, Target};
+use crate::progress::Progress;
+use crate::report::{self, StepOutcome, StepReport, Style};
+use crate::{build, steps};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+/// What to grade and how to show it.
+pub struct Request {
+    /// The steps, in order.
+    pub steps: Vec<&'static Step>,
+    pub source: Source,
+    /// Only these checks (empty: the whole suite).
+    pub only: Vec<String>,
+    pub json: bool,
+    pub style: Style,
+    /// Stop each step at its first failing check.
+    pub fail_fast: bool,
+}
+
+/// Where the servers come from.
+#[derive(Clone)]
+pub enum Source {
+    /// The learner's `exercises/<slug>` (progress is recorded).
+    Exercise,
+    /// The reference `solutions/<slug>`.
+    Solution,
+    /// A crate folder, built with cargo.
+    Crate(PathBuf),
+    /// An executable, already built.
+    Binary(PathBuf),
+}
+
+/// The exit code: 0 every check passed, 1 a check failed, 2 a step could not be graded.
+pub fn exit_code(reports: &[StepReport]) -> u8 {
+    if reports.iter().any(|r| r.status() == "error") {
+        2
+    } else if reports.iter().any(|r| r.status() == "fail") {
+        1
+    } else {
+        0
+    }
+}
+
+pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
+    for name in &req.only {
+        if steps::find(name).is_none() {
+            bail!("there is no check named {name:?}: `checker steps` lists them");
+        }
+    }
+    // Decide what each step grades, then build every crate in one cargo run.
+    let plan: Vec<(&'static Step, Result<PathBuf, String>, bool)> = req
+        .steps
+        .iter()
+        .map(|&step| {
+            let (dir, is_binary) = match &req.source {
+                Source::Binary(bin) => (Ok(bin.clone()), true),
+                Source::Crate(dir) => (Ok(dir.clone()), false),
+                Source::Solution => (
+                    existing(root, &step.solution_dir(), "is missing from this checkout"),
+                    false,
+                ),
+                Source::Exercise => (
+                    existing(
+                        root,
+                        &step.exercise_dir(),
+                        &format!(
+                            "does not exist: restore the pristine exercise with `{} reset {:02}`",
+                            crate::invocation(),
+                            step.number
+                        ),
+                    ),
+                    false,
+                ),
+            };
+            (step, dir, is_binary)
+        })
+        .collect();
+    let crates: Vec<PathBuf> = plan
+        .iter()
+        .filter(|(_, d, bin)| !bin && d.is_ok())
+        .map(|(_, d, _)| d.clone().unwrap())
+        .collect();
+    let built = if crates.is_empty() {
+        Default::default()
+    } else {
+        build::build(root, &crates)?
+    };
+
+    let mut progress = Progress::load(root);
+    let mut reports = Vec::new();
+    for (step, dir, is_binary) in plan {
+        let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+        let (target, bin) = match dir {
+            Err(e) => (step.exercise_dir(), Err(e)),
+            Ok(bin) if is_binary => (bin.display().to_string(), Ok(bin)),
+            Ok(dir) => {
+                let exe = dir.canonicalize().ok().and_then(|d| built.get(&d).cloned());
+                let bin = exe.ok_or_else(|| {
+                    format!("the build of {} failed (cargo's errors are above): fix them and run the checker again", shown(&dir))
+                });
+                (shown(&dir), bin)
+            }
+        };
+        if !req.json {
+            println!("{}", report::heading(req.style, step, &target));
+        }
+        let outcome = match bin {
+            Err(e) => StepOutcome::Error(e),
+            Ok(bin) => StepOutcome::Ran(run_suite(step, &Target { bin }, req)),
+        };
+        let report = StepReport {
+            step,
+            target,
+            outcome,
+        };
+        if !req.json {
+            println!("{}\n", report::step_summary(req.style, &report));
+        }
+        if matches!(req.source, Source::Exercise) && req.only.is_empty() {
+            progress.record(step, report.failure_summary());
+        }
+        reports.push(report);
+    }
+    if matches!(req.source, Source::Exercise) {
+        progress.save(root);
+    }
+    Ok(reports)
+}
+
+fn existing(root: &Path, rel: &str, why: &str) -> Result<PathBuf, String> {
+    let dir = root.join(rel);
+    if dir.join("Cargo.toml").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!("{rel} {why}"))
+    }
+}
+
+/// Runs the step's checks (or the chosen ones among them), printing each as it finishes.
+fn run_suite(step: &'static Step, target: &Target, req: &Request) -> Vec<CheckResult> {
+    let mut results = Vec::new();
+    let chosen = step
+        .checks
+        .iter()
+        .filter(|name| req.only.is_empty() || req.only.contains(name));
+    for check in chosen.filter_map(|name| steps::find(name)) {
+        let result = check::run_one(step, target, check);
+        if !req.json {
+            println!("{}", report::check_line(req.style, &result));
+        }
+        let failed = result.failure.is_some();
+        results.push(result);
+        if failed && req.fail_fast {
+            break;
+        }
+    }
+    results
+}
+
+/// The steps a `verify` without `--all` grades: one, or it and every earlier one.
+pub fn selection(step: &'static Step, previous: bool) -> Vec<&'static Step> {
+    if previous {
+        catalog::steps().iter().take(step.number).collect()
+    } else {
+        vec![step]
+    }
+}

@@ -1,0 +1,239 @@
+//! The exercises as a learner meets them, in a scratch copy of the kit under `target/`, so
+//! that a learner's own edits in `exercises/` can never make these tests fail. The scratch
+//! exercises are made by `checker reset --all`, from the solutions and the checker's holes.
+
+use crate::util::{one_at_a_time, root};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "target" {
+                copy_dir(&path, &to.join(entry.file_name()));
+            }
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A fresh scratch kit: the workspace manifest (exercises and solutions only), the lock file,
+/// the step catalogue and the solutions. Its `target/` is kept between runs to save builds.
+fn scratch_kit() -> PathBuf {
+    let dir = root().join("target/kit-scratch");
+    for sub in ["exercises", "solutions", "checker"] {
+        let _ = std::fs::remove_dir_all(dir.join(sub));
+    }
+    let _ = std::fs::remove_file(dir.join("target/eventkit-progress.json"));
+    copy_dir(&root().join("solutions"), &dir.join("solutions"));
+    std::fs::create_dir_all(dir.join("checker")).unwrap();
+    std::fs::create_dir_all(dir.join("exercises")).unwrap();
+    std::fs::copy(
+        root().join("checker/steps.toml"),
+        dir.join("checker/steps.toml"),
+    )
+    .unwrap();
+    std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let manifest: String = manifest
+        .lines()
+        .map(|l| {
+            if l.starts_with("members") {
+                r#"members = ["exercises/*", "solutions/*"]"#
+            } else if l.starts_with("default-members") {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    dir
+}
+
+/// Runs the checker in the scratch kit.
+fn checker(kit: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .args(args)
+        .current_dir(kit)
+        .env("NO_COLOR", "1")
+        // A nested cargo must not think it builds the kit's own workspace.
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    out
+}
+
+fn dump(args: &[&str], out: &Output) -> String {
+    format!(
+        "\n$ checker {}\nstatus: {}\n~~~ stdout\n{}\n~~~ stderr\n{}\n~~~",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn run_ok(kit: &Path, args: &[&str], code: i32) -> String {
+    let out = checker(kit, args);
+    assert_eq!(out.status.code(), Some(code), "{}", dump(args, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The checks step `n` adds to the step before it.
+fn new_checks(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("checker/steps.toml")).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let steps = table["step"].as_array().unwrap();
+    let names = |i: usize| -> Vec<String> {
+        steps[i]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = if n > 1 { names(n - 2) } else { Vec::new() };
+    names(n - 1)
+        .into_iter()
+        .filter(|c| !before.contains(c))
+        .collect()
+}
+
+#[test]
+fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
+    let _turn = one_at_a_time();
+    let kit = scratch_kit();
+    let out = run_ok(&kit, &["reset", "--all", "--yes"], 0);
+    assert!(
+        out.contains("exercises/10_graceful_shutdown is pristine again"),
+        "{out}"
+    );
+
+    // 1. Every pristine skeleton builds, and fails every check its step adds, each with the
+    //    "not implemented yet" diagnosis that points into the exercise.
+    let mut wrong = Vec::new();
+    for n in 1..=10 {
+        let checks = new_checks(n);
+        let mut args = vec![
+            "verify".to_string(),
+            n.to_string(),
+            "--format".into(),
+            "json".into(),
+        ];
+        for c in &checks {
+            args.extend(["--check".to_string(), c.clone()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = checker(&kit, &args);
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}{}", dump(&args, &out)));
+        let step = &report["steps"][0];
+        let slug = step["slug"].as_str().unwrap().to_string();
+        for c in step["checks"].as_array().unwrap() {
+            let message = c["message"].as_str().unwrap_or("");
+            let diagnosed = message.contains(&format!(
+                "{} is not implemented yet: replace the todo!() at exercises/{slug}/src/",
+                format_args!("step {n:02}")
+            ));
+            if c["status"] != "fail" || !diagnosed {
+                wrong.push(format!("{slug} {}: {} {message:?}", c["name"], c["status"]));
+            }
+        }
+        if out.status.code() != Some(1) {
+            wrong.push(format!(
+                "{slug}: exit code {:?}{}",
+                out.status.code(),
+                dump(&args, &out)
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "pristine skeletons that do not fail as they should:\n{}",
+        wrong.join("\n")
+    );
+
+    // 2. The journey: the status lands on step 01; solving it passes; list shows it; reset
+    //    brings the skeleton back and it fails again.
+    let status = run_ok(&kit, &[], 0);
+    assert!(
+        status.contains("0 of 10 steps passed") && status.contains("Next: step 01"),
+        "{status}"
+    );
+    // The learner's finished lib.rs: the reference's, without the book's include markers.
+    let solved: String = std::fs::read_to_string(kit.join("solutions/01_blocking_echo/src/lib.rs"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("// ANCHOR"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(kit.join("exercises/01_blocking_echo/src/lib.rs"), solved).unwrap();
+    let out = run_ok(&kit, &["verify"], 0);
+    assert!(
+        out.contains("5 of 5 checks passed") && out.contains("On to step 02"),
+        "{out}"
+    );
+    let list = run_ok(&kit, &["list"], 0);
+    let line01 = list.lines().find(|l| l.contains(" 01 ")).unwrap();
+    assert!(line01.contains("passed"), "{list}");
+    assert!(
+        list.lines()
+            .find(|l| l.contains(" 02 "))
+            .unwrap()
+            .starts_with('→'),
+        "{list}"
+    );
+    // Only main.rs still differs: the skeleton's `#![allow(unused)]`, to delete once done.
+    let diff = run_ok(&kit, &["diff", "1", "--yes"], 0);
+    assert!(
+        !diff.contains("src/lib.rs") && diff.contains("-#![allow(unused)]"),
+        "{diff}"
+    );
+    let hint = run_ok(&kit, &["hint", "2"], 0);
+    assert!(
+        hint.contains("1. ") && !hint.contains("2. "),
+        "one hint at a time: {hint}"
+    );
+    let hint = run_ok(&kit, &["hint", "2"], 0);
+    assert!(
+        hint.contains("2. "),
+        "a second hint the second time: {hint}"
+    );
+
+    run_ok(&kit, &["reset", "1", "--yes"], 0);
+    let out = run_ok(&kit, &["verify", "1"], 1);
+    assert!(out.contains("step 01 is not implemented yet"), "{out}");
+    let list = run_ok(&kit, &["list"], 0);
+    assert!(
+        list.lines()
+            .find(|l| l.contains(" 01 "))
+            .unwrap()
+            .contains("failing"),
+        "{list}"
+    );
+    let hint = run_ok(&kit, &["hint"], 0);
+    assert!(
+        hint.contains("Your last `verify` of step 01 failed"),
+        "the failing check comes first: {hint}"
+    );
+
+    // 3. Reset refuses to destroy work without a terminal to ask on, unless told --yes.
+    let out = checker(&kit, &["reset", "1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        dump(&["reset", "1"], &out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("add --yes"),
+        "{}",
+        dump(&["reset", "1"], &out)
+    );
+}

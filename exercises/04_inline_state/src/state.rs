@@ -1,0 +1,47 @@
+//! The users' balances, shared by every connection.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::protocol::{Action, Event};
+
+/// Every user's balance. A user nobody has seen yet has a balance of 0.
+#[derive(Debug, Default)]
+pub struct Balances {
+    /// User name to balance. Every connection task applies events here, so the map sits behind a
+    /// lock. A `std::sync::Mutex` (not tokio's) is the right lock: it is held for one lookup and
+    /// one addition, never across an `.await`.
+    map: Mutex<HashMap<String, i64>>,
+}
+
+impl Balances {
+    /// Applies `event` and returns the user's new balance. A balance may go negative.
+    pub fn apply(&self, event: Event) -> i64 {
+        // TODO: Lock the map, add the amount to the user's balance for a buy or subtract it
+        //       for a sell (a user never seen starts at 0: `entry(..).or_insert(0)`), and
+        //       return the new balance. One lock guard covers the read and the write.
+        todo!()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: &str, action: Action, amount: u64) -> Event {
+        Event {
+            user: user.to_string(),
+            action,
+            amount,
+        }
+    }
+
+    #[test]
+    fn buys_add_and_sells_subtract_per_user() {
+        let balances = Balances::default();
+        assert_eq!(balances.apply(event("alice", Action::Buy, 100)), 100);
+        assert_eq!(balances.apply(event("bob", Action::Buy, 7)), 7);
+        assert_eq!(balances.apply(event("alice", Action::Sell, 250)), -150);
+        assert_eq!(balances.apply(event("bob", Action::Sell, 7)), 0);
+    }
+}

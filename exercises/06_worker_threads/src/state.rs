@@ -1,0 +1,61 @@
+//! The users' balances, shared by the workers and the connections.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::protocol::{Action, Event};
+
+/// Every user's balance. A user nobody has seen yet has a balance of 0.
+#[derive(Debug, Default)]
+pub struct Balances {
+    /// User name to balance. Every worker applies events here and every connection may read
+    /// it, so the map sits behind a lock. A `std::sync::Mutex` (not tokio's) is the right lock:
+    /// it is held for one lookup and one addition, never across an `.await` or a sleep.
+    map: Mutex<HashMap<String, i64>>,
+}
+
+impl Balances {
+    /// Applies `event` and returns the user's new balance. A balance may go negative.
+    pub fn apply(&self, event: Event) -> i64 {
+        // The lock is poisoned only if a thread panicked while holding it, which is a bug: let
+        // the panic spread rather than go on with balances that may be half updated.
+        let mut map = self.map.lock().expect("balances lock poisoned");
+        let balance = map.entry(event.user).or_insert(0);
+        // Amounts are at most 10^9, so `as i64` cannot wrap.
+        match event.action {
+            Action::Buy => *balance += event.amount as i64,
+            Action::Sell => *balance -= event.amount as i64,
+        }
+        *balance
+    }
+
+    /// The user's balance, 0 for a user never seen.
+    pub fn get(&self, user: &str) -> i64 {
+        let map = self.map.lock().expect("balances lock poisoned");
+        map.get(user).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(user: &str, action: Action, amount: u64) -> Event {
+        Event {
+            user: user.to_string(),
+            action,
+            amount,
+        }
+    }
+
+    #[test]
+    fn buys_add_and_sells_subtract_per_user() {
+        let balances = Balances::default();
+        assert_eq!(balances.apply(event("alice", Action::Buy, 100)), 100);
+        assert_eq!(balances.apply(event("bob", Action::Buy, 7)), 7);
+        assert_eq!(balances.apply(event("alice", Action::Sell, 250)), -150);
+        assert_eq!(balances.apply(event("bob", Action::Sell, 7)), 0);
+        assert_eq!(balances.get("alice"), -150);
+        assert_eq!(balances.get("nobody"), 0);
+    }
+}

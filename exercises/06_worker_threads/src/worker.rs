@@ -1,0 +1,42 @@
+//! The workers: a pool of OS threads that take events off the queue and process them.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use crate::protocol::Event;
+use crate::state::Balances;
+
+/// Starts `count` worker threads. Each processes events until every sender of the queue is gone
+/// and the queue is empty.
+///
+/// The workers are plain `std::thread`s, not tokio tasks: processing an event blocks (the
+/// `--work-us` sleep stands for CPU work), and blocking belongs on threads of our own, never on
+/// the runtime's threads that the connections need.
+pub fn spawn(
+    count: usize,
+    queue: Receiver<Event>,
+    balances: Arc<Balances>,
+    work: Duration,
+) -> Vec<JoinHandle<()>> {
+    (0..count)
+        .map(|index| {
+            // A crossbeam receiver can be cloned: all workers take from the one queue, and each
+            // event goes to exactly one of them.
+            let queue = queue.clone();
+            let balances = Arc::clone(&balances);
+            thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || {
+                    // TODO: Take events off the shared queue until it is empty and every
+                    //       sender is gone (`queue.recv()` fails then). Do the work
+                    //       (`thread::sleep(work)`) *before* touching the balances, so that the
+                    //       workers really work at the same time; then `balances.apply(event)`.
+                    todo!()
+                })
+                .expect("failed to spawn a worker thread")
+        })
+        .collect()
+}

@@ -1,0 +1,46 @@
+//! The workers: a pool of OS threads that take events off the queue and process them.
+
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use crate::protocol::Event;
+use crate::state::Balances;
+
+/// Starts `count` worker threads. Each processes events until every sender of the queue is gone
+/// and the queue is empty.
+///
+/// The workers are plain `std::thread`s, not tokio tasks: processing an event blocks (the
+/// `--work-us` sleep stands for CPU work), and blocking belongs on threads of our own, never on
+/// the runtime's threads that the connections need.
+pub fn spawn(
+    count: usize,
+    queue: Receiver<Event>,
+    balances: Arc<Balances>,
+    work: Duration,
+    hold: Duration,
+) -> Vec<JoinHandle<()>> {
+    (0..count)
+        .map(|index| {
+            // A crossbeam receiver can be cloned: all workers take from the one queue, and each
+            // event goes to exactly one of them.
+            let queue = queue.clone();
+            let balances = Arc::clone(&balances);
+            thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || {
+                    // `recv` parks this thread until an event arrives, and fails once the queue
+                    // is empty and every sender is gone.
+                    while let Ok(event) = queue.recv() {
+                        // The work does not need the balance, so it happens before anything is
+                        // locked, and the workers really do it at the same time.
+                        thread::sleep(work);
+                        balances.apply(event, hold);
+                    }
+                })
+                .expect("failed to spawn a worker thread")
+        })
+        .collect()
+}
