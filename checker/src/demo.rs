@@ -316,32 +316,25 @@ fn ctrl_c_under_load(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     thread::sleep(Duration::from_millis(100));
     ctx.server(i).signal(Signal::SIGINT)?;
     n.say("Ctrl+C (SIGINT) sent to the server");
-    let (mut accepted, mut busy) = (0u64, 0u64);
+    let (mut accepted, mut other) = (0u64, 0u64);
     for c in &mut clients {
         for line in c.read_to_eof(Duration::from_secs(15))? {
             if line.starts_with(b"{\"status\":\"accepted\"") {
                 accepted += 1;
             } else {
-                busy += 1;
+                other += 1;
             }
         }
     }
-    n.say(&format!(
-        "clients read to the end: {accepted} accepted, {busy} other replies"
-    ));
-    let status = ctx
-        .server(i)
-        .wait_exit(Duration::from_secs(15))
-        .ok_or_else(|| fail!("the server did not exit within 15 s"))?;
-    let last = ctx
-        .server(i)
-        .stdout_lines()
-        .last()
-        .cloned()
-        .unwrap_or_default();
-    n.say(&format!(
-        "the server {}; its last words: {last}",
-        crate::server::describe_exit(status)
-    ));
+    n.say(&format!("clients read to the end: {accepted} accepted, {other} other replies (server_busy)"));
+    let status = ctx.server(i).wait_exit(Duration::from_secs(15)).ok_or_else(|| fail!("the server did not exit within 15 s"))?;
+    let last = ctx.server(i).stdout_lines().last().cloned().unwrap_or_default();
+    n.say(&format!("the server {}; its last words: {last}", crate::server::describe_exit(status)));
+    let processed = serde_json::from_str::<serde_json::Value>(&last).ok().and_then(|m| m["processed"].as_u64());
+    match processed {
+        Some(p) if p == accepted => n.say(&format!("{accepted} events were promised (accepted) and {p} were processed: nothing was lost")),
+        Some(p) => n.say(&format!("{accepted} events were promised (accepted) but {p} were processed: {} lost", accepted.abs_diff(p))),
+        None => n.say("the last line is not the final metrics object: no way to tell what was lost"),
+    }
     Ok(())
 }
