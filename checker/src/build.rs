@@ -44,10 +44,28 @@ fn package_name(dir: &Path) -> Result<String> {
         .with_context(|| format!("{} has no [package] name", manifest.display()))
 }
 
+/// Which of cargo's profiles to build with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    /// `cargo build`: quick to build, what the checks grade.
+    Dev,
+    /// `cargo build --release`: optimised, what load and benchmarks measure.
+    Release,
+}
+
 /// Builds the crates in `dirs` (inside the workspace at `root`, or anywhere else) and returns
 /// the executable of each crate that built. A crate missing from the map failed to build;
 /// cargo has already shown why.
 pub fn build(root: &Path, dirs: &[PathBuf]) -> Result<HashMap<PathBuf, PathBuf>> {
+    build_with(root, dirs, Profile::Dev)
+}
+
+/// [`build`], with the profile chosen.
+pub fn build_with(
+    root: &Path,
+    dirs: &[PathBuf],
+    profile: Profile,
+) -> Result<HashMap<PathBuf, PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut inside = Vec::new();
     let mut outside = Vec::new();
@@ -64,6 +82,9 @@ pub fn build(root: &Path, dirs: &[PathBuf]) -> Result<HashMap<PathBuf, PathBuf>>
     let mut built = HashMap::new();
     if !inside.is_empty() {
         let mut args = vec!["build".to_string(), "--keep-going".into()];
+        if profile == Profile::Release {
+            args.push("--release".into());
+        }
         for dir in &inside {
             args.push("-p".into());
             args.push(package_name(dir)?);
@@ -71,11 +92,14 @@ pub fn build(root: &Path, dirs: &[PathBuf]) -> Result<HashMap<PathBuf, PathBuf>>
         run_cargo(&cargo, root, &args, &mut built)?;
     }
     for dir in outside {
-        let args = vec![
+        let mut args = vec![
             "build".into(),
             "--manifest-path".into(),
             dir.join("Cargo.toml").display().to_string(),
         ];
+        if profile == Profile::Release {
+            args.push("--release".into());
+        }
         run_cargo(&cargo, &dir, &args, &mut built)?;
     }
     Ok(built)

@@ -326,15 +326,37 @@ fn ctrl_c_under_load(ctx: &mut Ctx, n: &Narrator) -> Outcome {
             }
         }
     }
-    n.say(&format!("clients read to the end: {accepted} accepted, {other} other replies (server_busy)"));
-    let status = ctx.server(i).wait_exit(Duration::from_secs(15)).ok_or_else(|| fail!("the server did not exit within 15 s"))?;
-    let last = ctx.server(i).stdout_lines().last().cloned().unwrap_or_default();
-    n.say(&format!("the server {}; its last words: {last}", crate::server::describe_exit(status)));
-    let processed = serde_json::from_str::<serde_json::Value>(&last).ok().and_then(|m| m["processed"].as_u64());
+    n.say(&format!(
+        "clients read to the end: {accepted} accepted, {other} other replies (server_busy)"
+    ));
+    let status = ctx
+        .server(i)
+        .wait_exit(Duration::from_secs(15))
+        .ok_or_else(|| fail!("the server did not exit within 15 s"))?;
+    let last = ctx
+        .server(i)
+        .stdout_lines()
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    n.say(&format!(
+        "the server {}; its last words: {last}",
+        crate::server::describe_exit(status)
+    ));
+    let processed = serde_json::from_str::<serde_json::Value>(&last)
+        .ok()
+        .and_then(|m| m["processed"].as_u64());
     match processed {
-        Some(p) if p == accepted => n.say(&format!("{accepted} events were promised (accepted) and {p} were processed: nothing was lost")),
-        Some(p) => n.say(&format!("{accepted} events were promised (accepted) but {p} were processed: {} lost", accepted.abs_diff(p))),
-        None => n.say("the last line is not the final metrics object: no way to tell what was lost"),
+        Some(p) if p == accepted => n.say(&format!(
+            "{accepted} events were promised (accepted) and {p} were processed: nothing was lost"
+        )),
+        Some(p) => n.say(&format!(
+            "{accepted} events were promised (accepted) but {p} were processed: {} lost",
+            accepted.abs_diff(p)
+        )),
+        None => {
+            n.say("the last line is not the final metrics object: no way to tell what was lost")
+        }
     }
     Ok(())
 }

@@ -18,6 +18,7 @@
 mod build;
 mod catalog;
 mod check;
+mod classroom;
 mod client;
 mod demo;
 mod failure;
@@ -104,6 +105,23 @@ enum Command {
     },
     /// Every step with its lesson, checks and hints (for teachers and maintainers).
     Steps,
+    /// Grade many learner checkouts (each a clone of the kit) and tabulate the results.
+    Report {
+        /// The checkouts, one folder each.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// How many checkouts are graded at the same time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Seconds one checkout may take, build included, before it is stopped.
+        #[arg(long, default_value_t = 900)]
+        timeout: u64,
+        /// Also write the table as CSV to this file.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+    /// Check that this machine is ready for the course (toolchain, ports, limits, offline build).
+    Doctor,
 }
 
 #[derive(clap::Args)]
@@ -131,7 +149,7 @@ struct VerifyArgs {
     /// Stop a step at its first failing check.
     #[arg(long)]
     fail_fast: bool,
-    /// Output for people, or one JSON document for tools.
+    /// Output for people, one JSON document (schema: checker/results.schema.json), or JUnit XML.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
@@ -140,6 +158,7 @@ struct VerifyArgs {
 enum Format {
     Human,
     Json,
+    Junit,
 }
 
 /// How the learner runs the checker: through cargo, or installed.
@@ -213,6 +232,20 @@ fn run(cli: Cli) -> Result<u8> {
             return demo::demo(&root, catalog::find(&step)?, solution, style)
         }
         Some(Command::Steps) => list_steps(),
+        Some(Command::Report {
+            dirs,
+            jobs,
+            timeout,
+            csv,
+        }) => {
+            let rows =
+                classroom::report(&dirs, jobs, std::time::Duration::from_secs(timeout), style);
+            print!("{}", classroom::markdown(&rows));
+            if let Some(path) = csv {
+                classroom::write(&path, &classroom::csv(&rows))?;
+            }
+        }
+        Some(Command::Doctor) => return classroom::doctor(&root, style),
         Some(Command::Verify(args)) => return verify_cmd(&root, args, style),
     }
     Ok(0)
@@ -230,21 +263,22 @@ fn verify_cmd(root: &std::path::Path, args: VerifyArgs, style: Style) -> Result<
         (None, None, true) => Source::Solution,
         (None, None, false) => Source::Exercise,
     };
-    let json = args.format == Format::Json;
     let req = verify::Request {
         steps,
         source: source.clone(),
         only: args.checks,
-        json,
+        machine: args.format != Format::Human,
         style,
         fail_fast: args.fail_fast,
     };
     let reports = verify::run(root, &req)?;
-    if json {
+    if args.format == Format::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report::to_json(&reports))?
         );
+    } else if args.format == Format::Junit {
+        println!("{}", report::to_junit(&reports));
     } else {
         if reports.len() > 1 {
             let passed = reports.iter().filter(|r| r.status() == "pass").count();

@@ -109,7 +109,17 @@ impl Transcript {
 /// Bytes as readable text: escapes for what is not printable ASCII, long runs shortened.
 pub fn show_bytes(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(SHOW)];
-    let mut text = head.escape_ascii().to_string();
+    // Printable ASCII as is (JSON stays readable); tabs, returns and other bytes escaped.
+    let mut text = String::new();
+    for &b in head {
+        match b {
+            b' '..=b'~' => text.push(b as char),
+            b'\n' => text.push_str("\\n"),
+            b'\r' => text.push_str("\\r"),
+            b'\t' => text.push_str("\\t"),
+            _ => text.push_str(&format!("\\x{b:02x}")),
+        }
+    }
     if bytes.len() > SHOW {
         text.push_str(&format!("… ({} bytes)", bytes.len()));
     }
@@ -134,6 +144,11 @@ mod tests {
         let lines = t.render(10);
         assert_eq!(lines[0], "[client 1] -> one");
         assert_eq!(lines[1], "[client 1] -> tw\\xffo");
+        t.sent("client 1", b"{\"a\":\"\\u00e9\"}\r\n");
+        assert_eq!(
+            t.render(1).last().unwrap(),
+            r#"[client 1] -> {"a":"\u00e9"}\r"#
+        );
         assert_eq!(lines[2], "[client 1] -> thr   (no newline yet)");
     }
 

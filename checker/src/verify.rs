@@ -15,7 +15,8 @@ pub struct Request {
     pub source: Source,
     /// Only these checks (empty: the whole suite).
     pub only: Vec<String>,
-    pub json: bool,
+    /// Output for tools (JSON, JUnit): no human lines on stdout.
+    pub machine: bool,
     pub style: Style,
     /// Stop each step at its first failing check.
     pub fail_fast: bool,
@@ -105,7 +106,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
                 (shown(&dir), bin)
             }
         };
-        if !req.json {
+        if !req.machine {
             println!("{}", report::heading(req.style, step, &target));
         }
         let outcome = match bin {
@@ -117,7 +118,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
             target,
             outcome,
         };
-        if !req.json {
+        if !req.machine {
             println!("{}\n", report::step_summary(req.style, &report));
         }
         if matches!(req.source, Source::Exercise) && req.only.is_empty() {
@@ -149,7 +150,7 @@ fn run_suite(step: &'static Step, target: &Target, req: &Request) -> Vec<CheckRe
         .filter(|name| req.only.is_empty() || req.only.contains(name));
     for check in chosen.filter_map(|name| steps::find(name)) {
         let result = check::run_one(step, target, check);
-        if !req.json {
+        if !req.machine {
             println!("{}", report::check_line(req.style, &result));
         }
         let failed = result.failure.is_some();

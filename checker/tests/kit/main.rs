@@ -13,5 +13,7 @@ mod previous_step;
 mod known_bad;
 // The exercises: pristine skeletons fail with a diagnosis, and a learner's journey works.
 mod exercises;
+// Classroom use: JSON and JUnit results, grading many checkouts, the machine check.
+mod classroom;
 // The command line: arguments, exit codes, output formats, diagnoses, no orphan processes.
 mod cli;
