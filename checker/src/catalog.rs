@@ -28,6 +28,10 @@ pub struct Step {
     pub lesson: String,
     pub event_reply: EventReply,
     pub checks: Vec<String>,
+    /// Production scenarios: hostile input and faults, reported as bonus checks that a step
+    /// does not need to pass (`verify --production`, or one by name with `--check`).
+    #[serde(default)]
+    pub production: Vec<String>,
     pub hints: Vec<String>,
     /// 1-based position in the course, filled in from the order of the file.
     #[serde(skip)]
@@ -122,7 +126,7 @@ mod tests {
     fn every_check_named_in_the_catalogue_exists_and_every_check_is_used() {
         let registry: Vec<_> = crate::steps::registry().collect();
         for step in steps() {
-            for name in &step.checks {
+            for name in step.checks.iter().chain(&step.production) {
                 assert!(
                     registry.iter().any(|c| c.name == name),
                     "{} lists unknown check {name}",
@@ -132,9 +136,11 @@ mod tests {
         }
         for check in registry {
             assert!(
-                steps()
+                steps().iter().any(|s| s
+                    .checks
                     .iter()
-                    .any(|s| s.checks.iter().any(|n| n == check.name)),
+                    .chain(&s.production)
+                    .any(|n| n == check.name)),
                 "check {} is run by no step",
                 check.name
             );

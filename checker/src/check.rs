@@ -30,6 +30,23 @@ const CHECK_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug)]
 pub struct Target {
     pub bin: PathBuf,
+    /// A server using more memory than this (resident, in KiB) is stopped and the check fails.
+    pub memory_limit_kib: u64,
+    /// Where a failed check writes its replay file, if anywhere.
+    pub replays: Option<PathBuf>,
+}
+
+/// The default memory limit of a server under test: 2 GiB.
+pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 2048;
+
+impl Target {
+    pub fn new(bin: PathBuf) -> Target {
+        Target {
+            bin,
+            memory_limit_kib: DEFAULT_MEMORY_LIMIT_MIB * 1024,
+            replays: None,
+        }
+    }
 }
 
 /// What a check can use: the step it grades, servers started on demand, named clients.
@@ -39,6 +56,8 @@ pub struct Ctx {
     pub log: Transcript,
     servers: Vec<Server>,
     clients: usize,
+    /// The open-file limit of the servers started from now on (none: the checker's own).
+    pub open_files: Option<u64>,
 }
 
 impl Ctx {
@@ -49,13 +68,24 @@ impl Ctx {
             log: Transcript::default(),
             servers: Vec::new(),
             clients: 0,
+            open_files: None,
         }
     }
 
     /// Starts a fresh server with the given flags; returns its index for [`Ctx::server`].
     pub fn start(&mut self, flags: &[&str]) -> Outcome<usize> {
         let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
-        let server = Server::start(&self.target.bin, &flags, &self.log)?;
+        self.log.record(crate::transcript::Action::Start {
+            flags: flags.clone(),
+        });
+        let server = Server::start_numbered(
+            &self.target.bin,
+            &flags,
+            &self.log,
+            self.servers.len(),
+            self.target.memory_limit_kib,
+            self.open_files,
+        )?;
         self.servers.push(server);
         Ok(self.servers.len() - 1)
     }
@@ -72,13 +102,25 @@ impl Ctx {
 
     /// Stops a server early (to start another one beside it without sharing the CPU).
     pub fn stop(&mut self, i: usize) {
+        // Stopped on purpose: its exit is not the server's doing.
+        self.servers[i].signalled = true;
         self.servers[i].kill();
     }
 
     /// A new connection, named `client N` in the transcript.
     pub fn client(&mut self, addr: SocketAddr) -> Outcome<Client> {
         self.clients += 1;
-        Client::connect(addr, format!("client {}", self.clients), self.log.clone())
+        let server = self
+            .servers
+            .iter()
+            .position(|s| s.addr == addr)
+            .unwrap_or(0);
+        Client::connect_to(
+            addr,
+            format!("client {}", self.clients),
+            self.log.clone(),
+            server,
+        )
     }
 
     /// Adds what the servers reveal to a failure: an exit or crash, or a `todo!()` hit.
@@ -101,6 +143,11 @@ impl Ctx {
                 step.slug
             ));
         }
+        if let Some(server) = self.servers.iter().find(|s| s.memory_exceeded()) {
+            let limit = self.target.memory_limit_kib / 1024;
+            return fail!("your server used more than {limit} MiB of memory and was stopped ({} MiB at its peak)", server.peak_rss_kib() / 1024)
+                .hint("Something grows without bound: a line buffer with no limit, a queue with no capacity, replies piling up for a client that does not read. Every buffer needs a cap.");
+        }
         for server in &mut self.servers {
             // A server the check signalled is expected to exit; any other exit is a crash.
             if let (false, Some(status)) = (server.signalled, server.exited()) {
@@ -121,11 +168,42 @@ const TODO_GRACE: Duration = Duration::from_millis(300);
 
 /// The result of one check.
 pub struct CheckResult {
+    /// A production scenario: reported, but not needed to pass the step.
+    pub bonus: bool,
+    /// The replay file written for a failure.
+    pub replay: Option<PathBuf>,
     pub name: &'static str,
     pub about: &'static str,
     pub failure: Option<Failure>,
     pub transcript: Vec<String>,
     pub duration: Duration,
+}
+
+/// What a failed check did, byte for byte, written where `checker replay` can read it.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct ReplayFile {
+    pub version: u32,
+    pub step: String,
+    pub check: String,
+    /// True when the traffic was too large to record whole: the replay stops short.
+    pub truncated: bool,
+    pub actions: Vec<crate::transcript::Action>,
+}
+
+fn write_replay(ctx: &Ctx, check: &Check) -> Option<PathBuf> {
+    let dir = ctx.target.replays.as_ref()?;
+    let (actions, truncated) = ctx.log.actions();
+    let file = ReplayFile {
+        version: 1,
+        step: ctx.step.slug.clone(),
+        check: check.name.to_string(),
+        truncated,
+        actions,
+    };
+    std::fs::create_dir_all(dir).ok()?;
+    let path = dir.join(format!("{}-{}.json", ctx.step.slug, check.name));
+    std::fs::write(&path, serde_json::to_vec(&file).ok()?).ok()?;
+    Some(path)
 }
 
 /// Check threads are named with this prefix, so that the panic hook can stay quiet for them:
@@ -158,12 +236,15 @@ pub fn run_one(step: &'static Step, target: &Target, check: &'static Check) -> C
             }
         };
         let transcript = ctx.log.render(TRANSCRIPT_LINES);
+        let replay = failure.as_ref().and_then(|_| write_replay(&ctx, check));
         drop(ctx); // kills this check's servers
-        let _ = tx.send((failure, transcript));
+        let _ = tx.send((failure, transcript, replay));
     });
     let Ok(handle) = handle else {
         let failure = fail!("the checker could not start a thread for this check");
         return CheckResult {
+            bonus: false,
+            replay: None,
             name: check.name,
             about: check.about,
             failure: Some(failure),
@@ -171,7 +252,7 @@ pub fn run_one(step: &'static Step, target: &Target, check: &'static Check) -> C
             duration: started.elapsed(),
         };
     };
-    let (failure, transcript) = match rx.recv_timeout(CHECK_LIMIT) {
+    let (failure, transcript, replay) = match rx.recv_timeout(CHECK_LIMIT) {
         Ok(result) => result,
         Err(_) => {
             server::kill_all_live();
@@ -180,11 +261,14 @@ pub fn run_one(step: &'static Step, target: &Target, check: &'static Check) -> C
                 Some(fail!("the check did not finish within {} s", CHECK_LIMIT.as_secs())
                     .hint("The server stopped answering altogether. Look for a deadlock: a lock held while waiting for the queue, or a blocked runtime.")),
                 Vec::new(),
+                None,
             )
         }
     };
     let _ = handle.join();
     CheckResult {
+        bonus: false,
+        replay,
         name: check.name,
         about: check.about,
         failure,

@@ -4,7 +4,7 @@
 use crate::fail;
 use crate::failure::{Failure, Outcome};
 use crate::reply;
-use crate::transcript::Transcript;
+use crate::transcript::{Action, Transcript};
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -28,6 +28,16 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr, name: String, log: Transcript) -> Outcome<Client> {
+        Client::connect_to(addr, name, log, 0)
+    }
+
+    /// [`Client::connect`] to server number `server` of a check (for replays).
+    pub fn connect_to(
+        addr: SocketAddr,
+        name: String,
+        log: Transcript,
+        server: usize,
+    ) -> Outcome<Client> {
         let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).map_err(|e| {
             fail!("{name} could not connect to {addr}: {e}").hint(
                 "The server printed its `listening on` line but refuses connections: is it still running, and did it print the address it really bound?",
@@ -35,6 +45,10 @@ impl Client {
         })?;
         stream.set_nodelay(true).ok();
         log.note(&name, format!("connected to {addr}"));
+        log.record(Action::Connect {
+            client: name.clone(),
+            server,
+        });
         Ok(Client {
             name,
             stream,
@@ -66,6 +80,10 @@ impl Client {
         if !self.quiet {
             self.log.sent(&self.name, bytes);
         }
+        self.log.record(Action::Send {
+            client: self.name.clone(),
+            hex: hex(bytes),
+        });
         self.stream
             .write_all(bytes)
             .map_err(|e| self.io_failure("sending", e))
@@ -79,6 +97,9 @@ impl Client {
     pub fn shutdown_write(&mut self) -> Outcome {
         self.log
             .note(&self.name, "closed its sending side (half-close)");
+        self.log.record(Action::ShutdownWrite {
+            client: self.name.clone(),
+        });
         self.stream
             .shutdown(Shutdown::Write)
             .map_err(|e| self.io_failure("half-closing", e))
@@ -213,5 +234,31 @@ impl Client {
             _ => "The connection broke: look at the server's own output above.",
         };
         fail!("{} failed {doing}: {e}", self.name).hint(hint)
+    }
+}
+
+/// Bytes as lowercase hex, for replay files.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The bytes of a hex string (what [`hex`] wrote).
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_round_trips_every_byte() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(super::unhex(&super::hex(&bytes)).unwrap(), bytes);
+        assert_eq!(super::unhex("zz"), None);
     }
 }

@@ -1,6 +1,7 @@
-//! `checker demo STEP`: the step's problem, live and narrated, in a few seconds. Run it
-//! against the reference (`--solution`) to see the problem the step fixes in the step before,
-//! or against your own server to see that yours fixed it.
+//! `checker demo STEP`: the step's scenario, live and narrated, in a few seconds. Some steps
+//! show their own flaw (01 blocks, 04 stalls, 07 does not scale) and the next step shows the
+//! fix on the same scenario (02, 05, 08); the others show what the step adds. Run it against
+//! the reference (`--solution`) or against your own server.
 
 use crate::catalog::Step;
 use crate::check::{balance_of, metrics_of, Ctx, Target};
@@ -61,7 +62,7 @@ pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> R
         start: Instant::now(),
         style,
     };
-    let mut ctx = Ctx::new(step, Target { bin });
+    let mut ctx = Ctx::new(step, Target::new(bin));
     let outcome = match step.number {
         1 | 2 => waiting_room(&mut ctx, &n),
         3 => garbage(&mut ctx, &n),

@@ -24,7 +24,9 @@ mod demo;
 mod failure;
 mod journey;
 mod ledger;
+mod load;
 mod progress;
+mod replay;
 mod reply;
 mod report;
 mod server;
@@ -65,7 +67,10 @@ enum Command {
     /// The ten steps, and how far you are with each.
     List,
     /// A hint for a step (default: your current step); one more each time you ask.
-    Hint { step: Option<String> },
+    Hint {
+        /// The step: 5, 05, step05 or 05_backpressure.
+        step: Option<String>,
+    },
     /// Re-verify your current step every time you save a file.
     Watch {
         /// Poll the files instead of waiting for file events.
@@ -74,6 +79,7 @@ enum Command {
     },
     /// Your exercise against the reference solution, as a unified diff.
     Diff {
+        /// The step: 5, 05, step05 or 05_backpressure.
         step: String,
         /// Do not ask before showing the reference of a step you have not passed.
         #[arg(long, short)]
@@ -81,12 +87,15 @@ enum Command {
     },
     /// Where the reference solution of a step is.
     Solution {
+        /// The step: 5, 05, step05 or 05_backpressure.
         step: String,
+        /// Do not ask before showing the reference of a step you have not passed.
         #[arg(long, short)]
         yes: bool,
     },
     /// Restore the pristine exercise of a step (your changes there are lost).
     Reset {
+        /// The step: 5, 05, step05 or 05_backpressure.
         #[arg(required_unless_present = "all")]
         step: Option<String>,
         /// Every step.
@@ -98,6 +107,7 @@ enum Command {
     },
     /// Watch a step's problem happen, live and narrated, against your server or the reference.
     Demo {
+        /// The step: 5, 05, step05 or 05_backpressure.
         step: String,
         /// Run the demo against the reference server.
         #[arg(long)]
@@ -122,6 +132,28 @@ enum Command {
     },
     /// Check that this machine is ready for the course (toolchain, ports, limits, offline build).
     Doctor,
+    /// Replay a failed check's traffic (a file `verify` wrote) against a fresh server.
+    Replay {
+        /// The replay file, from target/eventkit-replays/.
+        file: PathBuf,
+        /// Against the reference server of the step instead of your exercise.
+        #[arg(long)]
+        solution: bool,
+        /// Against this crate instead.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["solution", "bin"])]
+        path: Option<PathBuf>,
+        /// Against this executable instead.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["solution", "path"])]
+        bin: Option<PathBuf>,
+    },
+    /// Load a step's server (built in release mode) with real traffic, and report rate and latency.
+    Load(load::LoadArgs),
+    /// The echo ceiling server of `load --echo` (started by the checker itself).
+    #[command(hide = true)]
+    ServeEcho {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: std::net::SocketAddr,
+    },
 }
 
 #[derive(clap::Args)]
@@ -149,6 +181,13 @@ struct VerifyArgs {
     /// Stop a step at its first failing check.
     #[arg(long)]
     fail_fast: bool,
+    /// Also run the step's production scenarios: hostile input and faults, reported as bonus
+    /// checks that the step does not require.
+    #[arg(long)]
+    production: bool,
+    /// Stop a server that uses more resident memory than this (MiB), and fail the check.
+    #[arg(long, value_name = "MIB", default_value_t = check::DEFAULT_MEMORY_LIMIT_MIB)]
+    memory_limit_mb: u64,
     /// Output for people, one JSON document (schema: checker/results.schema.json), or JUnit XML.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -232,6 +271,8 @@ fn run(cli: Cli) -> Result<u8> {
             return demo::demo(&root, catalog::find(&step)?, solution, style)
         }
         Some(Command::Steps) => list_steps(),
+        Some(Command::Load(args)) => return load::load_cmd(&root, args, style),
+        Some(Command::ServeEcho { addr }) => load::echo::serve(addr)?,
         Some(Command::Report {
             dirs,
             jobs,
@@ -246,6 +287,20 @@ fn run(cli: Cli) -> Result<u8> {
             }
         }
         Some(Command::Doctor) => return classroom::doctor(&root, style),
+        Some(Command::Replay {
+            file,
+            solution,
+            path,
+            bin,
+        }) => {
+            let source = match (bin, path, solution) {
+                (Some(bin), _, _) => Source::Binary(bin),
+                (None, Some(dir), _) => Source::Crate(dir),
+                (None, None, true) => Source::Solution,
+                (None, None, false) => Source::Exercise,
+            };
+            return replay::replay(&root, &file, source, style);
+        }
         Some(Command::Verify(args)) => return verify_cmd(&root, args, style),
     }
     Ok(0)
@@ -268,6 +323,8 @@ fn verify_cmd(root: &std::path::Path, args: VerifyArgs, style: Style) -> Result<
         source: source.clone(),
         only: args.checks,
         machine: args.format != Format::Human,
+        production: args.production,
+        memory_limit_mib: args.memory_limit_mb,
         style,
         fail_fast: args.fail_fast,
     };

@@ -26,7 +26,7 @@ impl StepReport {
     /// of its build.
     pub fn failure_summary(&self) -> Option<(String, String, Option<String>)> {
         match &self.outcome {
-            StepOutcome::Ran(results) => results.iter().find_map(|r| {
+            StepOutcome::Ran(results) => results.iter().filter(|r| !r.bonus).find_map(|r| {
                 r.failure
                     .as_ref()
                     .map(|f| (r.name.to_string(), f.message.clone(), f.hint.clone()))
@@ -38,7 +38,8 @@ impl StepReport {
     pub fn status(&self) -> &'static str {
         match &self.outcome {
             StepOutcome::Error(_) => "error",
-            StepOutcome::Ran(r) if r.iter().all(|c| c.failure.is_none()) => "pass",
+            // Production scenarios are reported, never required.
+            StepOutcome::Ran(r) if r.iter().all(|c| c.failure.is_none() || c.bonus) => "pass",
             StepOutcome::Ran(_) => "fail",
         }
     }
@@ -122,6 +123,14 @@ pub fn check_line(style: Style, r: &CheckResult) -> String {
     if let Some(h) = &f.hint {
         out.push(format!("      {} {h}", style.yellow("hint:")));
     }
+    if let Some(p) = &r.replay {
+        out.push(format!(
+            "      {} {} replay {}",
+            style.dim("replay it:"),
+            crate::invocation(),
+            p.display()
+        ));
+    }
     out.join("\n")
 }
 
@@ -130,7 +139,18 @@ pub fn step_summary(style: Style, report: &StepReport) -> String {
     match &report.outcome {
         StepOutcome::Error(e) => format!("  {} {e}", style.red("could not run:")),
         StepOutcome::Ran(results) => {
-            let passed = results.iter().filter(|r| r.failure.is_none()).count();
+            let required: Vec<_> = results.iter().filter(|r| !r.bonus).collect();
+            let passed = required.iter().filter(|r| r.failure.is_none()).count();
+            let bonus: Vec<_> = results.iter().filter(|r| r.bonus).collect();
+            let survived = bonus.iter().filter(|r| r.failure.is_none()).count();
+            let scenarios = if bonus.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {survived} of {} production scenarios survived",
+                    bonus.len()
+                )
+            };
             let todo = results
                 .iter()
                 .filter_map(|r| r.failure.as_ref())
@@ -138,8 +158,8 @@ pub fn step_summary(style: Style, report: &StepReport) -> String {
             if let Some(f) = todo {
                 return format!("  {} {}", style.yellow("→"), f.message);
             }
-            let line = format!("  {passed} of {} checks passed", results.len());
-            if passed == results.len() {
+            let line = format!("  {passed} of {} checks passed{scenarios}", required.len());
+            if passed == required.len() {
                 style.green(&line)
             } else {
                 style.red(&line)
@@ -184,6 +204,7 @@ fn check_json(r: &CheckResult) -> Value {
         "name": r.name,
         "about": r.about,
         "status": if f.is_some() { "fail" } else { "pass" },
+        "production": r.bonus,
         "message": f.map(|f| f.message.clone()),
         "expected": f.and_then(|f| f.expected.clone()),
         "got": f.and_then(|f| f.got.clone()),

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -51,12 +52,22 @@ fn unregister(pgid: i32) {
 /// The child also dies if the thread that started it goes away (`PR_SET_PDEATHSIG`), which
 /// covers the checker being killed with SIGKILL.
 pub fn spawn_in_own_group(command: &mut Command) -> std::io::Result<Child> {
+    spawn_limited(command, None)
+}
+
+/// [`spawn_in_own_group`], with at most `open_files` file descriptors for the child if given.
+pub fn spawn_limited(command: &mut Command, open_files: Option<u64>) -> std::io::Result<Child> {
     command.process_group(0);
-    // SAFETY: the closure runs between fork and exec and only makes one async-signal-safe
-    // system call (prctl).
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
+    // calls (prctl, setrlimit).
     unsafe {
-        command.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            if let Some(n) = open_files {
+                use nix::sys::resource::{setrlimit, Resource};
+                setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from)?;
+            }
+            Ok(())
         });
     }
     let child = command.spawn()?;
@@ -93,11 +104,78 @@ pub struct Server {
     stderr: Arc<Mutex<Vec<String>>>,
     /// Signalled when stdout reaches end of file (so every stdout line has been read).
     stdout_done: mpsc::Receiver<()>,
+    /// Where the check's actions are recorded (signals are actions too).
+    log: Transcript,
+    /// This server's number in its check, in start order (for replays).
+    index: usize,
+    /// The memory watchdog's findings.
+    memory: Arc<Memory>,
+}
+
+/// What the memory watchdog saw of one server.
+#[derive(Default)]
+pub struct Memory {
+    /// The largest resident set seen, in KiB.
+    pub peak_kib: AtomicU64,
+    /// Set when the server went past the limit and was killed for it.
+    pub exceeded: AtomicBool,
+    /// Tells the watchdog to stop.
+    stop: AtomicBool,
+}
+
+/// How often the watchdog reads a server's memory use.
+const MEMORY_POLL: Duration = Duration::from_millis(20);
+
+/// The resident set of a process, in KiB, from /proc.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Watches a server's memory until told to stop; past `limit_kib` it kills the server's group.
+fn watch_memory(pid: i32, limit_kib: u64, memory: Arc<Memory>) {
+    thread::spawn(move || {
+        while !memory.stop.load(Ordering::Relaxed) {
+            let Some(rss) = rss_kib(pid) else { break };
+            memory.peak_kib.fetch_max(rss, Ordering::Relaxed);
+            if rss > limit_kib {
+                memory.exceeded.store(true, Ordering::Relaxed);
+                let _ = signal::killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                break;
+            }
+            thread::sleep(MEMORY_POLL);
+        }
+    });
 }
 
 impl Server {
     /// Starts `bin --addr 127.0.0.1:0 FLAGS...` and waits for its `listening on` line.
     pub fn start(bin: &Path, flags: &[String], log: &Transcript) -> Outcome<Server> {
+        Server::start_numbered(
+            bin,
+            flags,
+            log,
+            0,
+            crate::check::DEFAULT_MEMORY_LIMIT_MIB * 1024,
+            None,
+        )
+    }
+
+    /// [`Server::start`], as server number `index` of a check, with a memory limit.
+    pub fn start_numbered(
+        bin: &Path,
+        flags: &[String],
+        log: &Transcript,
+        index: usize,
+        memory_limit_kib: u64,
+        open_files: Option<u64>,
+    ) -> Outcome<Server> {
         let mut command = Command::new(bin);
         command
             .arg("--addr")
@@ -109,7 +187,7 @@ impl Server {
             .env("RUST_BACKTRACE", "0");
         let shown = format!("{} --addr 127.0.0.1:0 {}", bin.display(), flags.join(" "));
         log.note("checker", format!("$ {}", shown.trim_end()));
-        let mut child = spawn_in_own_group(&mut command)
+        let mut child = spawn_limited(&mut command, open_files)
             .map_err(|e| fail!("could not start {}: {e}", bin.display()))?;
 
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -140,6 +218,8 @@ impl Server {
             let _ = done_tx.send(());
         });
 
+        let memory = Arc::new(Memory::default());
+        watch_memory(child.id() as i32, memory_limit_kib, memory.clone());
         let mut server = Server {
             child,
             addr: ([127, 0, 0, 1], 0).into(),
@@ -148,13 +228,16 @@ impl Server {
             stdout,
             stderr,
             stdout_done,
+            log: log.clone(),
+            index,
+            memory,
         };
         let first = match first_rx.recv_timeout(START_TIMEOUT) {
             Ok(line) => line,
             Err(_) => {
                 return Err(server.start_failure(
                     fail!("the server printed nothing on stdout within {} s", START_TIMEOUT.as_secs())
-                        .hint("Print `listening on IP:PORT` right after binding, and flush stdout (println! to a pipe is block-buffered in some setups: call std::io::stdout().flush()).")
+                        .hint("Print `listening on IP:PORT` right after binding, and flush stdout (call std::io::stdout().flush() after it, so that nothing holds it back).")
                 ))
             }
         };
@@ -197,6 +280,10 @@ impl Server {
     /// Sends a signal to the server process (as Ctrl+C in its terminal would).
     pub fn signal(&mut self, sig: Signal) -> Outcome {
         self.signalled = true;
+        self.log.record(crate::transcript::Action::Signal {
+            server: self.index,
+            signal: sig.as_str().to_string(),
+        });
         if self.exit.is_some() {
             return Err(fail!(
                 "the server already exited before it could be sent {sig}"
@@ -252,8 +339,19 @@ impl Server {
         todo_location(&self.stderr_text())
     }
 
+    /// The largest resident set seen so far, in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        self.memory.peak_kib.load(Ordering::Relaxed)
+    }
+
+    /// True if the watchdog killed the server for using too much memory.
+    pub fn memory_exceeded(&self) -> bool {
+        self.memory.exceeded.load(Ordering::Relaxed)
+    }
+
     /// Kills the server's process group (if it is still running) and reaps it.
     pub fn kill(&mut self) {
+        self.memory.stop.store(true, Ordering::Relaxed);
         if self.exit.is_none() {
             kill_group(&mut self.child);
             self.exit = self.child.try_wait().ok().flatten();

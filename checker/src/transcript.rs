@@ -31,9 +31,53 @@ pub struct Transcript(Arc<Mutex<Log>>);
 struct Log {
     entries: VecDeque<Entry>,
     forgotten: usize,
+    /// Everything the check did, byte for byte, for `checker replay` (up to [`RAW_LIMIT`]).
+    actions: Vec<Action>,
+    raw_bytes: usize,
+    raw_truncated: bool,
+}
+
+/// Bytes of raw traffic recorded per check for replays.
+const RAW_LIMIT: usize = 8 << 20;
+
+/// One thing a check did, recorded exactly so that it can be done again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A server started with these flags (servers are numbered from 0 in start order).
+    Start { flags: Vec<String> },
+    /// A client connected to server number `server`.
+    Connect { client: String, server: usize },
+    /// A client sent these bytes (hex).
+    Send { client: String, hex: String },
+    /// A client closed its sending side.
+    ShutdownWrite { client: String },
+    /// The checker sent a signal to server number `server`.
+    Signal { server: usize, signal: String },
 }
 
 impl Transcript {
+    /// Records an action for replays, within the byte budget.
+    pub fn record(&self, action: Action) {
+        let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let size = match &action {
+            Action::Send { hex, .. } => hex.len() / 2,
+            _ => 0,
+        };
+        if log.raw_bytes + size > RAW_LIMIT {
+            log.raw_truncated = true;
+            return;
+        }
+        log.raw_bytes += size;
+        log.actions.push(action);
+    }
+
+    /// The recorded actions, and whether some were left out for size.
+    pub fn actions(&self) -> (Vec<Action>, bool) {
+        let log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (log.actions.clone(), log.raw_truncated)
+    }
+
     fn push(&self, who: &str, kind: Kind, text: String) {
         let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if log.entries.len() == KEEP {

@@ -119,9 +119,7 @@ pub fn run(plan: &Plan, mut tick: impl FnMut(&Live, Duration)) -> Result<Outcome
         handles.push(
             thread::Builder::new()
                 .name(format!("load-{t}"))
-                .spawn(move || {
-                    run_thread(addr, wire, in_flight, mine, pool, live, ready)
-                })
+                .spawn(move || run_thread(addr, wire, in_flight, mine, pool, live, ready))
                 .context("starting a load thread")?,
         );
     }
@@ -376,9 +374,7 @@ impl Connection {
         let mut left = n;
         while left > 0 {
             let k = left.min(self.pool.wrap().max(len - cur.next));
-            self.stream
-                .write_all(self.pool.slice(cur.next, k))
-                .await?;
+            self.stream.write_all(self.pool.slice(cur.next, k)).await?;
             cur.next = (cur.next + k) % len;
             left -= k;
         }

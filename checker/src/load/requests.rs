@@ -261,7 +261,10 @@ mod tests {
         assert_eq!(pool.wrap(), 4);
         let expected: Vec<u8> = (8..12).flat_map(|i| pool.request(i).to_vec()).collect();
         assert_eq!(pool.slice(8, 4), &expected[..]);
-        assert_eq!(pool.slice(0, 10).iter().filter(|&&b| b == b'\n').count(), 10);
+        assert_eq!(
+            pool.slice(0, 10).iter().filter(|&&b| b == b'\n').count(),
+            10
+        );
     }
 
     #[test]

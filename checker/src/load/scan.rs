@@ -117,16 +117,27 @@ mod tests {
     fn the_reference_replies() {
         for (line, seen) in [
             (&br#"{"status":"accepted"}"#[..], Seen::Accepted),
-            (br#"{"status":"rejected","reason":"server_busy"}"#, Seen::Busy),
+            (
+                br#"{"status":"rejected","reason":"server_busy"}"#,
+                Seen::Busy,
+            ),
             (br#"{"status":"ok","balance":-12}"#, Seen::Ok),
             (br#"{"status":"ok"}"#, Seen::Ok),
             (
                 br#"{"status":"ok","received":3,"processed":2,"dropped":1,"refused":0}"#,
                 Seen::Ok,
             ),
-            (br#"{"status":"error","reason":"invalid_json"}"#, Seen::Error),
+            (
+                br#"{"status":"error","reason":"invalid_json"}"#,
+                Seen::Error,
+            ),
         ] {
-            assert_eq!(classify_json(line), seen, "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                classify_json(line),
+                seen,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -136,14 +147,25 @@ mod tests {
             (&br#"{ "status": "accepted" }"#[..], Seen::Accepted),
             (br#"{"status":"accepted"}"#.as_slice(), Seen::Accepted),
             (b"{\"status\":\"accepted\"}\r", Seen::Accepted),
-            (br#"{"reason":"server_busy","status":"rejected"}"#, Seen::Busy),
+            (
+                br#"{"reason":"server_busy","status":"rejected"}"#,
+                Seen::Busy,
+            ),
             (br#"{"balance":5,"status":"ok"}"#, Seen::Ok),
-            (br#"{"reason":"line_too_long","status":"error"}"#, Seen::Error),
+            (
+                br#"{"reason":"line_too_long","status":"error"}"#,
+                Seen::Error,
+            ),
             (b"", Seen::Error),
             (b"hello", Seen::Error),
             (br#"{"status":"maybe"}"#, Seen::Error),
         ] {
-            assert_eq!(classify_json(line), seen, "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                classify_json(line),
+                seen,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
         }
     }
 
@@ -152,7 +174,10 @@ mod tests {
         let mut s = Scanner::new(Wire::Resp);
         assert_eq!(s.classify(b":42\r"), Some(Seen::Ok));
         assert_eq!(s.classify(b"+OK\r"), Some(Seen::Ok));
-        assert_eq!(s.classify(b"-ERR value is not an integer\r"), Some(Seen::Error));
+        assert_eq!(
+            s.classify(b"-ERR value is not an integer\r"),
+            Some(Seen::Error)
+        );
         assert_eq!(s.classify(b"$-1\r"), Some(Seen::Ok));
         assert_eq!(s.classify(b"$2\r"), None);
         // The bulk string's data is the reply, whatever it holds.

@@ -14,6 +14,9 @@ pub mod s08_per_user_locks;
 pub mod s09_atomic_metrics;
 pub mod s10_graceful_shutdown;
 
+/// Bonus scenarios, listed per step under `production` in steps.toml.
+pub mod production;
+
 /// All checks of all steps.
 pub fn registry() -> impl Iterator<Item = &'static Check> {
     [
@@ -27,6 +30,7 @@ pub fn registry() -> impl Iterator<Item = &'static Check> {
         s08_per_user_locks::CHECKS,
         s09_atomic_metrics::CHECKS,
         s10_graceful_shutdown::CHECKS,
+        production::CHECKS,
     ]
     .into_iter()
     .flatten()

@@ -270,3 +270,66 @@ fn a_todo_hit_is_diagnosed_as_not_implemented_yet_with_its_location() {
         r.dump()
     );
 }
+
+#[test]
+fn a_server_that_eats_memory_is_stopped_and_a_failure_can_be_replayed() {
+    let fixture = "checker/fixtures/mutant_server";
+    let r = run(
+        &[
+            "verify",
+            "3",
+            "--path",
+            fixture,
+            "--check",
+            "hundred_mb_line",
+            "--memory-limit-mb",
+            "40",
+        ],
+        &[("MUTANT_DEFECT", "no_line_limit")],
+    );
+    assert_eq!(r.code(), Some(1), "{}", r.dump());
+    assert!(
+        r.stdout()
+            .contains("used more than 40 MiB of memory and was stopped"),
+        "{}",
+        r.dump()
+    );
+
+    // The failure left a replay file; replaying it against the same server shows the traffic.
+    let r = run(
+        &["verify", "3", "--path", fixture, "--check", "valid_events"],
+        &[("MUTANT_DEFECT", "no_flush")],
+    );
+    let line = r
+        .stdout()
+        .lines()
+        .find(|l| l.contains("replay it:"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no replay line{}", r.dump()));
+    let file = line.rsplit(' ').next().unwrap().to_string();
+    let replay = run(
+        &["replay", &file, "--path", fixture],
+        &[("MUTANT_DEFECT", "no_flush")],
+    );
+    assert_eq!(replay.code(), Some(0), "{}", replay.dump());
+    let out = replay.stdout();
+    assert!(
+        out.contains("replay · step 03 · valid_events"),
+        "{}",
+        replay.dump()
+    );
+    assert!(
+        out.contains(r#"[client 1] -> {"action":"buy","amount":100,"user":"alice"}"#),
+        "{}",
+        replay.dump()
+    );
+    // Fixed (no defect), the same traffic gets its replies.
+    let fixed = run(&["replay", &file, "--path", fixture], &[]);
+    assert!(
+        fixed
+            .stdout()
+            .contains(r#"[client 1] <- {"status":"accepted"}"#),
+        "{}",
+        fixed.dump()
+    );
+}

@@ -36,3 +36,36 @@ fn every_solution_passes_its_own_suite() {
     assert_eq!(report["steps"].as_array().unwrap().len(), 10);
     assert_eq!(r.code(), Some(0), "{}", r.dump());
 }
+
+#[test]
+fn the_first_and_last_solutions_survive_every_production_scenario() {
+    for step in ["3", "10"] {
+        let r = run(
+            &[
+                "verify",
+                step,
+                "--solution",
+                "--production",
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        let report = r.json();
+        let checks = report["steps"][0]["checks"].as_array().unwrap();
+        let scenarios: Vec<_> = checks.iter().filter(|c| c["production"] == true).collect();
+        assert!(
+            scenarios.len() >= 8,
+            "step {step} ran {} scenarios{}",
+            scenarios.len(),
+            r.dump()
+        );
+        let failed: Vec<_> = scenarios
+            .iter()
+            .filter(|c| c["status"] != "pass")
+            .map(|c| format!("{}: {}", c["name"], c["message"]))
+            .collect();
+        assert!(failed.is_empty(), "step {step}: {failed:?}{}", r.dump());
+        assert_eq!(r.code(), Some(0), "{}", r.dump());
+    }
+}

@@ -1,0 +1,136 @@
+//! The machine a measurement was taken on, and pinning threads to CPUs.
+
+use anyhow::{bail, Context, Result};
+use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+/// What every report and graph says about where it was measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// CPUs online (`nproc`).
+    pub nproc: usize,
+    /// The CPU model, from `/proc/cpuinfo`.
+    pub cpu: String,
+}
+
+impl Machine {
+    pub fn this() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Machine {
+            nproc: online_cpus(),
+            cpu: cpu_model(&cpuinfo).unwrap_or_else(|| "unknown CPU".into()),
+        }
+    }
+
+    /// `2 × Intel(R) Xeon(R) ...`, for titles and reports.
+    pub fn describe(&self) -> String {
+        format!("{} × {}", self.nproc, self.cpu)
+    }
+}
+
+fn online_cpus() -> usize {
+    // `nproc` counts the CPUs this process may use; ask the kernel for the ones online.
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| parse_cpus(s.trim()).ok())
+        .map(|cpus| cpus.len())
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1)
+}
+
+/// The first `model name` (x86) or `Model`/`Hardware` (Arm) line of `/proc/cpuinfo`.
+pub fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        let key = key.trim();
+        (key == "model name" || key == "Model" || key == "Hardware")
+            .then(|| value.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// `0`, `1-3`, `0,2-3`: the CPU numbers of a list in the kernel's (and `taskset -c`'s) format.
+pub fn parse_cpus(list: &str) -> Result<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let a: usize = a
+            .trim()
+            .parse()
+            .with_context(|| format!("{part:?} is not a CPU"))?;
+        let b: usize = b
+            .trim()
+            .parse()
+            .with_context(|| format!("{part:?} is not a CPU"))?;
+        if b < a {
+            bail!("{part:?} is not a CPU range");
+        }
+        cpus.extend(a..=b);
+    }
+    if cpus.is_empty() {
+        bail!("{list:?} names no CPU");
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Restricts the calling thread (and the threads and processes it starts from now on) to
+/// `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> Result<()> {
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu)
+            .with_context(|| format!("CPU {cpu} is out of range"))?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .with_context(|| format!("pinning to CPUs {cpus:?} (does this machine have them?)"))
+}
+
+/// The CPUs the calling thread may run on.
+pub fn current_cpus() -> Vec<usize> {
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .collect(),
+        Err(_) => (0..online_cpus()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(parse_cpus("0").unwrap(), vec![0]);
+        assert_eq!(parse_cpus("1-3").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_cpus("3,0-1,1").unwrap(), vec![0, 1, 3]);
+        assert!(parse_cpus("").is_err());
+        assert!(parse_cpus("2-1").is_err());
+        assert!(parse_cpus("x").is_err());
+    }
+
+    #[test]
+    fn the_cpu_model_line() {
+        let info = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)  Processor @ 2.80GHz\n";
+        assert_eq!(
+            cpu_model(info).as_deref(),
+            Some("Intel(R) Xeon(R) Processor @ 2.80GHz")
+        );
+        assert_eq!(cpu_model("processor: 0\n"), None);
+    }
+}
+
+/// The resident memory of process `pid`, in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
