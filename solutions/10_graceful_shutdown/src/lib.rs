@@ -202,6 +202,7 @@ pub async fn run(
     }
 }
 
+// ANCHOR: spawn_connection
 /// Starts the task that serves one connection.
 fn spawn_connection(
     socket: TcpStream,
@@ -224,7 +225,9 @@ fn spawn_connection(
         drop(done);
     });
 }
+// ANCHOR_END: spawn_connection
 
+// ANCHOR: close_listener
 /// Closes the listener, and returns the connections that were still waiting in its queue.
 ///
 /// The kernel completes a client's handshake before the server accepts the connection, so a
@@ -252,6 +255,7 @@ fn close_listener(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
     waiting
     // `listener` is dropped here: its socket closes, and new connects are refused.
 }
+// ANCHOR_END: close_listener
 
 /// Answers every complete line the client sends, until it closes its side of the connection or
 /// the server shuts down.

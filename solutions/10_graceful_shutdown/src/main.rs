@@ -57,10 +57,12 @@ async fn main() -> anyhow::Result<()> {
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
     };
 
+    // ANCHOR: signals
     // Take over SIGINT and SIGTERM before announcing ourselves: from here on they start a
     // graceful shutdown instead of killing the process on the spot.
     let interrupt = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
     let terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
+    // ANCHOR_END: signals
 
     let listener = TcpListener::bind(args.addr)
         .await
@@ -70,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
 
+    // ANCHOR: final_metrics
     let shutdown = first_signal(interrupt, terminate);
     let report = step10_graceful_shutdown_solution::run(listener, config, shutdown).await;
 
@@ -84,9 +87,11 @@ async fn main() -> anyhow::Result<()> {
         // Exit now: workers may still be busy with events that can no longer be waited for.
         process::exit(1);
     }
+    // ANCHOR_END: final_metrics
     Ok(())
 }
 
+// ANCHOR: first_signal
 /// Completes at the first SIGINT or SIGTERM. From then on, a second one ends the process at
 /// once, for an operator who cannot wait for the graceful shutdown.
 async fn first_signal(mut interrupt: Signal, mut terminate: Signal) {
@@ -105,3 +110,4 @@ async fn first_signal(mut interrupt: Signal, mut terminate: Signal) {
         process::exit(code);
     });
 }
+// ANCHOR_END: first_signal

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+// ANCHOR: shutdown
 /// One connection's end of the shutdown signal.
 ///
 /// `run` holds the single `broadcast::Sender` and sends the shutdown deadline once; every
@@ -32,6 +33,7 @@ impl Shutdown {
         self.notify.recv().await.unwrap_or_else(|_| Instant::now())
     }
 }
+// ANCHOR_END: shutdown
 
 /// The instant `timeout` from now, or a far-off one if that would overflow.
 pub fn deadline_after(timeout: Duration) -> Instant {

@@ -39,6 +39,7 @@ pub fn spawn(
             thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
+                    // ANCHOR: worker_loop
                     // `recv` parks this thread until an event arrives, and fails once the queue
                     // is empty and every sender is gone. So during a shutdown the workers go on
                     // until every accepted event is processed, and only then exit.
@@ -50,6 +51,7 @@ pub fn spawn(
                         metrics.event_processed(outcome);
                     }
                     drop(done);
+                    // ANCHOR_END: worker_loop
                 })
                 .expect("failed to spawn a worker thread")
         })

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A look at the book in a real browser: builds it, serves it on 127.0.0.1, and takes headless
+# Chromium screenshots of the introduction and of one step's chapter, for a person to look at.
+#
+#   book/smoke.sh [OUT_DIR]        (default OUT_DIR: target/book-smoke)
+#
+# Needs python3 (for its http.server) and Chromium (Debian: `apt-get install chromium`; another
+# binary can be named with CHROMIUM=...). The book is built with the `mdbook` binary when there is
+# one (`cargo install mdbook --locked`), otherwise with the book's own test, which builds it with
+# mdBook's library. The server is stopped on every way out of this script.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${1:-$root/target/book-smoke}"
+chromium="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}"
+pages=(introduction.html 05_backpressure.html)
+
+die() { echo "smoke: $*" >&2; exit 1; }
+[ -n "$chromium" ] || die "no Chromium found: install it (apt-get install chromium) or set CHROMIUM=/path/to/it"
+command -v python3 > /dev/null || die "python3 is needed to serve the book"
+
+# 1. Build.
+if command -v mdbook > /dev/null; then
+    html="$out/html"
+    rm -rf "$html"
+    echo "smoke: building the book with $(mdbook --version)"
+    mdbook build "$root/book" --dest-dir "$html"
+else
+    echo "smoke: no mdbook binary; building the book with its test (cargo test -p eventkit-book)"
+    (cd "$root" && cargo test -q -p eventkit-book --test book builds)
+    html="$root/target/tmp/eventkit-book"
+fi
+for page in "${pages[@]}"; do
+    [ -f "$html/$page" ] || die "the build has no $page (in $html)"
+done
+mkdir -p "$out"
+
+# 2. Serve, on a free port of the loopback interface only.
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+python3 -m http.server "$port" --bind 127.0.0.1 --directory "$html" > "$out/http.log" 2>&1 &
+server=$!
+profile="$(mktemp -d)"
+cleanup() {
+    kill "$server" 2> /dev/null || true
+    wait "$server" 2> /dev/null || true
+    rm -rf "$profile"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+for _ in $(seq 1 50); do
+    if (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null; then
+        break
+    fi
+    kill -0 "$server" 2> /dev/null || die "the web server did not start: $(cat "$out/http.log")"
+    sleep 0.1
+done
+
+# 3. Screenshots.
+for page in "${pages[@]}"; do
+    shot="$out/${page%.html}.png"
+    rm -f "$shot"
+    "$chromium" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --hide-scrollbars \
+        --user-data-dir="$profile" --virtual-time-budget=5000 \
+        --screenshot="$shot" --window-size=1280,1600 "http://127.0.0.1:$port/$page" \
+        > "$out/chromium.log" 2>&1 || die "Chromium failed on $page: see $out/chromium.log"
+    [ -s "$shot" ] || die "no screenshot of $page"
+    echo "smoke: $page -> $shot ($(wc -c < "$shot") bytes)"
+done
+echo "smoke: done; look at the screenshots in $out"

@@ -1,0 +1,177 @@
+//! The ten chapters follow the course's own data: every step of `checker/steps.toml` has its
+//! chapter `book/src/<slug>.md`, listed in `SUMMARY.md` in course order, which states the step's
+//! lesson word for word, names every check the step adds, shows the step's demo, includes code
+//! from the step's own solution, and names every file of `checker/skeletons.toml` where the
+//! exercise has a TODO. Rename a check or reword a lesson, and this test points at the chapter.
+
+use std::collections::BTreeSet;
+
+use crate::util::{root, src_dir};
+
+struct Step {
+    number: usize,
+    slug: String,
+    lesson: String,
+    checks: Vec<String>,
+}
+
+fn steps() -> Vec<Step> {
+    let text =
+        std::fs::read_to_string(root().join("checker/steps.toml")).expect("checker/steps.toml");
+    let value: toml::Value = toml::from_str(&text).expect("valid steps.toml");
+    value["step"]
+        .as_array()
+        .expect("[[step]] tables")
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Step {
+            number: i + 1,
+            slug: s["slug"].as_str().unwrap().to_string(),
+            lesson: s["lesson"].as_str().unwrap().to_string(),
+            checks: s["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect(),
+        })
+        .collect()
+}
+
+/// (step slug, file) of every hole of the exercises.
+fn holes() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(root().join("checker/skeletons.toml"))
+        .expect("checker/skeletons.toml");
+    let value: toml::Value = toml::from_str(&text).expect("valid skeletons.toml");
+    value
+        .get("hole")
+        .and_then(|h| h.as_array())
+        .map(|holes| {
+            holes
+                .iter()
+                .map(|h| {
+                    (
+                        h["step"].as_str().unwrap().to_string(),
+                        h["file"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What a chapter lacks, given the step, the checks earlier steps already ran, and its text.
+fn chapter_problems(
+    step: &Step,
+    earlier: &BTreeSet<String>,
+    holes: &[(String, String)],
+    text: &str,
+) -> Vec<String> {
+    let file = format!("{}.md", step.slug);
+    let mut problems = Vec::new();
+    if !text.contains(&step.lesson) {
+        problems.push(format!(
+            "{file} never states the lesson {:?} word for word",
+            step.lesson
+        ));
+    }
+    for check in step.checks.iter().filter(|c| !earlier.contains(*c)) {
+        if !text.contains(&format!("`{check}`")) {
+            problems.push(format!("{file} never names the step's new check `{check}`"));
+        }
+    }
+    if !text.contains(&format!("demo {:02}", step.number)) {
+        problems.push(format!(
+            "{file} never shows `checker demo {:02}`",
+            step.number
+        ));
+    }
+    if !text.contains(&format!("{{{{#include ../../solutions/{}/", step.slug)) {
+        problems.push(format!(
+            "{file} includes no code from solutions/{}",
+            step.slug
+        ));
+    }
+    for (_, hole_file) in holes.iter().filter(|(s, _)| *s == step.slug) {
+        let path = format!("exercises/{}/{hole_file}", step.slug);
+        if !text.contains(&path) {
+            problems.push(format!(
+                "{file} never names {path}, where the exercise has a TODO"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_step_has_its_chapter_in_course_order() {
+    let summary =
+        std::fs::read_to_string(src_dir().join("SUMMARY.md")).expect("book/src/SUMMARY.md");
+    let steps = steps();
+    assert_eq!(steps.len(), 10, "the course has ten steps");
+    let mut last = 0;
+    for step in &steps {
+        let link = format!("({}.md)", step.slug);
+        let at = summary
+            .find(&link)
+            .unwrap_or_else(|| panic!("SUMMARY.md does not list {}.md", step.slug));
+        assert!(
+            at > last,
+            "SUMMARY.md lists {}.md out of course order",
+            step.slug
+        );
+        last = at;
+    }
+    for page in [
+        "introduction.md",
+        "contract.md",
+        "checker.md",
+        "teachers.md",
+        "troubleshooting.md",
+    ] {
+        assert!(
+            summary.contains(&format!("({page})")),
+            "SUMMARY.md does not list {page}"
+        );
+    }
+}
+
+#[test]
+fn every_chapter_states_its_lesson_checks_demo_code_and_exercise() {
+    let holes = holes();
+    let mut earlier = BTreeSet::new();
+    let mut problems = Vec::new();
+    for step in steps() {
+        let path = src_dir().join(format!("{}.md", step.slug));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => problems.extend(chapter_problems(&step, &earlier, &holes, &text)),
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+        }
+        earlier.extend(step.checks.iter().cloned());
+    }
+    assert!(
+        problems.is_empty(),
+        "chapters out of step with the course:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn a_chapter_that_drifts_is_caught() {
+    let step = Step {
+        number: 5,
+        slug: "05_backpressure".into(),
+        lesson: "Dropping data is better than crashing".into(),
+        checks: vec!["valid_events".into(), "burst_gets_server_busy".into()],
+    };
+    let earlier: BTreeSet<String> = ["valid_events".to_string()].into();
+    let holes = vec![("05_backpressure".to_string(), "src/worker.rs".to_string())];
+    let good = "Dropping data is better than crashing. `burst_gets_server_busy`. `checker demo 05`. \
+                exercises/05_backpressure/src/worker.rs {{#include ../../solutions/05_backpressure/src/lib.rs:queue}}";
+    assert_eq!(
+        chapter_problems(&step, &earlier, &holes, good),
+        Vec::<String>::new()
+    );
+    let drifted = "Dropping data is better than failing. `burst_gets_busy`. `checker demo 5`.";
+    assert_eq!(chapter_problems(&step, &earlier, &holes, drifted).len(), 5);
+}
