@@ -333,3 +333,82 @@ fn a_server_that_eats_memory_is_stopped_and_a_failure_can_be_replayed() {
         fixed.dump()
     );
 }
+
+/// Every process whose executable is `exe`.
+fn processes_of(exe: &std::path::Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            alive(*pid) && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe)
+        })
+        .collect()
+}
+
+#[test]
+fn a_hundred_runs_ended_at_random_moments_leave_no_server_behind() {
+    use nix::sys::signal::Signal;
+    let _turn = one_at_a_time();
+    // The fixture server, built once; each run then starts in milliseconds.
+    let built = std::process::Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "mutant-server",
+            "--message-format=json",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let exe: PathBuf = String::from_utf8_lossy(&built.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|m| {
+            m["executable"]
+                .as_str()
+                .filter(|e| e.ends_with("mutant-server"))
+                .map(PathBuf::from)
+        })
+        .expect("cargo names the fixture's executable");
+    let before = processes_of(&exe);
+    let mut seed: u64 = 0x0bad_5eed;
+    for run in 0..100 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let signal = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL][run % 3];
+        let mut child = checker(&[
+            "verify",
+            "10",
+            "--bin",
+            exe.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        // Ends the run somewhere in its first 400 ms: before, during or between checks.
+        std::thread::sleep(Duration::from_millis(seed % 400));
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        child.wait().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: Vec<u32> = processes_of(&exe)
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "servers left behind after 100 interrupted runs: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
