@@ -107,6 +107,13 @@ impl Ctx {
         self.servers[i].kill();
     }
 
+    /// `n` new connections that log their failures but not every line (for bulk traffic).
+    pub fn quiet_clients(&mut self, addr: SocketAddr, n: usize) -> Outcome<Vec<Client>> {
+        (0..n)
+            .map(|_| self.client(addr).map(Client::quiet))
+            .collect()
+    }
+
     /// A new connection, named `client N` in the transcript.
     pub fn client(&mut self, addr: SocketAddr) -> Outcome<Client> {
         self.clients += 1;
@@ -280,6 +287,26 @@ pub fn run_one(step: &'static Step, target: &Target, check: &'static Check) -> C
 // ---------------------------------------------------------------------------------------
 // Small steps that many checks share.
 // ---------------------------------------------------------------------------------------
+
+/// Runs `work(i, client)` for every client at the same time, a thread each; the first failure
+/// is the outcome.
+pub fn concurrently(
+    clients: Vec<Client>,
+    work: impl Fn(usize, Client) -> Outcome + Sync,
+) -> Outcome {
+    thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| scope.spawn(move || work(i, c)))
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(fail!("a client thread panicked")))
+        })
+    })
+}
 
 /// Polls `probe` every few milliseconds until it returns `Some`, or fails after `timeout`
 /// with `on_timeout`'s failure (given the last value seen).

@@ -334,12 +334,7 @@ fn ctrl_c_under_load(ctx: &mut Ctx, n: &Narrator) -> Outcome {
         .server(i)
         .wait_exit(Duration::from_secs(15))
         .ok_or_else(|| fail!("the server did not exit within 15 s"))?;
-    let last = ctx
-        .server(i)
-        .stdout_lines()
-        .last()
-        .cloned()
-        .unwrap_or_default();
+    let last = ctx.server(i).last_stdout_line();
     n.say(&format!(
         "the server {}; its last words: {last}",
         crate::server::describe_exit(status)

@@ -326,6 +326,12 @@ impl Server {
             .clone()
     }
 
+    /// The last stdout line (once stdout is closed), or "" when there was none after
+    /// `listening on`.
+    pub fn last_stdout_line(&self) -> String {
+        self.stdout_lines().last().cloned().unwrap_or_default()
+    }
+
     /// The stderr lines kept so far, joined.
     pub fn stderr_text(&self) -> String {
         self.stderr

@@ -4,7 +4,6 @@
 //! `checker verify NN --production`, or one alone with `--check NAME`.
 
 use crate::check::{Check, Ctx};
-use crate::client::Client;
 use crate::fail;
 use crate::failure::{OrHint, Outcome};
 use crate::ledger::{mixed_lines, Ledger, Rng};
@@ -355,9 +354,7 @@ fn signals_under_load_20x(ctx: &mut Ctx) -> Outcome {
             "32",
         ])?;
         let addr = ctx.server(i).addr;
-        let mut clients: Vec<Client> = (0..3)
-            .map(|_| ctx.client(addr).map(Client::quiet))
-            .collect::<Outcome<_>>()?;
+        let mut clients = ctx.quiet_clients(addr, 3)?;
         let mut sent = 0;
         for c in &mut clients {
             let n = 50 + rng.below(100) as usize;
@@ -396,12 +393,7 @@ fn signals_under_load_20x(ctx: &mut Ctx) -> Outcome {
                 crate::server::describe_exit(status)
             ));
         }
-        let last = ctx
-            .server(i)
-            .stdout_lines()
-            .last()
-            .cloned()
-            .unwrap_or_default();
+        let last = ctx.server(i).last_stdout_line();
         let m: serde_json::Value = serde_json::from_str(&last).map_err(|_| {
             fail!("round {round}: the last stdout line is not the metrics").got(last.clone())
         })?;

@@ -1,8 +1,7 @@
 //! Step 02: an async echo server. Many clients at once, and none waits for another.
 
 use super::s01_blocking_echo::expect_echo;
-use crate::check::{Check, Ctx};
-use crate::client::Client;
+use crate::check::{concurrently, Check, Ctx};
 use crate::fail;
 use crate::failure::{OrHint, Outcome};
 use std::time::Duration;
@@ -22,25 +21,14 @@ pub const CHECKS: &[Check] = &[
 
 fn echo_many_clients(ctx: &mut Ctx) -> Outcome {
     let addr = ctx.serve(&[])?;
-    let clients: Vec<Client> = (0..100)
-        .map(|_| ctx.client(addr).map(Client::quiet))
-        .collect::<Outcome<_>>()?;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = clients
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut c)| {
-                scope.spawn(move || -> Outcome {
-                    let lines: Vec<String> = (0..100).map(|j| format!("client {i} line {j}")).collect();
-                    c.send(format!("{}\n", lines.join("\n")).as_bytes())?;
-                    for line in &lines {
-                        expect_echo(&mut c, line.as_bytes())?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(fail!("a client thread panicked"))))
+    let clients = ctx.quiet_clients(addr, 100)?;
+    concurrently(clients, |i, mut c| {
+        let lines: Vec<String> = (0..100).map(|j| format!("client {i} line {j}")).collect();
+        c.send(format!("{}\n", lines.join("\n")).as_bytes())?;
+        for line in &lines {
+            expect_echo(&mut c, line.as_bytes())?;
+        }
+        Ok(())
     })
     .or_hint("With many clients at once, each connection needs its own task (tokio::spawn) that owns its socket.")
 }

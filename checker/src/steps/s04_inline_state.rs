@@ -1,7 +1,6 @@
 //! Step 04: balances kept in memory; the reply to an event carries the new balance.
 
-use crate::check::{Check, Ctx};
-use crate::client::Client;
+use crate::check::{concurrently, Check, Ctx};
 use crate::fail;
 use crate::failure::{OrHint, Outcome};
 use crate::ledger::Ledger;
@@ -49,37 +48,23 @@ fn balances_concurrent(ctx: &mut Ctx) -> Outcome {
     const EVENTS: u64 = 40;
     const USERS: [&str; 5] = ["u0", "u1", "u2", "u3", "u4"];
     let addr = ctx.serve(&[])?;
-    let clients: Vec<Client> = (0..CLIENTS)
-        .map(|_| ctx.client(addr).map(Client::quiet))
-        .collect::<Outcome<_>>()?;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = clients
-            .into_iter()
-            .enumerate()
-            .map(|(i, mut c)| {
-                scope.spawn(move || -> Outcome {
-                    let user = USERS[i % USERS.len()];
-                    let line = json!({"user": user, "action": "buy", "amount": 1}).to_string();
-                    let mut last = 0;
-                    for _ in 0..EVENTS {
-                        let got = c.ask(&line)?;
-                        let balance = got.get("balance").and_then(Value::as_i64).ok_or_else(|| {
-                            fail!("a reply to an event lacks an integer balance").got(got.to_string())
-                        })?;
-                        if balance <= last {
-                            return Err(fail!("{}'s balance went from {last} to {balance} after a buy", user)
-                                .hint("Read and update the balance under the same lock: a balance read, then written back later, loses concurrent updates."));
-                        }
-                        last = balance;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(fail!("a client thread panicked")))
-        })
+    let clients = ctx.quiet_clients(addr, CLIENTS)?;
+    concurrently(clients, |i, mut c| {
+        let user = USERS[i % USERS.len()];
+        let line = json!({"user": user, "action": "buy", "amount": 1}).to_string();
+        let mut last = 0;
+        for _ in 0..EVENTS {
+            let got = c.ask(&line)?;
+            let balance = got.get("balance").and_then(Value::as_i64).ok_or_else(|| {
+                fail!("a reply to an event lacks an integer balance").got(got.to_string())
+            })?;
+            if balance <= last {
+                return Err(fail!("{user}'s balance went from {last} to {balance} after a buy")
+                    .hint("Read and update the balance under the same lock: a balance read, then written back later, loses concurrent updates."));
+            }
+            last = balance;
+        }
+        Ok(())
     })?;
     let mut c = ctx.client(addr)?;
     let per_user = (CLIENTS / USERS.len()) as i64 * EVENTS as i64;

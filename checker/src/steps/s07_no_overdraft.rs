@@ -1,7 +1,7 @@
 //! Step 07: no overdraft. Checking the balance and applying a sell are one atomic step per
 //! user, whatever the number of workers.
 
-use crate::check::{balance_of, wait_balance, Check, Ctx};
+use crate::check::{balance_of, concurrently, wait_balance, Check, Ctx};
 use crate::client::Client;
 use crate::fail;
 use crate::failure::{OrHint, Outcome};
@@ -80,31 +80,18 @@ fn no_overdraft_concurrent(ctx: &mut Ctx) -> Outcome {
     let mut c = ctx.client(addr)?;
     send_accepted(&mut c, "rich", "buy", 100)?;
     wait_balance(&mut c, "rich", Duration::from_secs(5), |b| b == 100, "100")?;
-    let sellers: Vec<Client> = (0..SELLERS)
-        .map(|_| ctx.client(addr).map(Client::quiet))
-        .collect::<Outcome<_>>()?;
+    let sellers = ctx.quiet_clients(addr, SELLERS)?;
     c.note(&format!(
         "{SELLERS} clients each send {SELLS} sells of 10 at once (8 workers, --hold-us {hold_us})"
     ));
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = sellers
-            .into_iter()
-            .map(|mut s| {
-                scope.spawn(move || -> Outcome {
-                    let line = format!("{}\n", event("rich", "sell", 10));
-                    s.send(line.repeat(SELLS).as_bytes())?;
-                    for _ in 0..SELLS {
-                        let got = s.recv_json()?;
-                        reply::compare(line.as_bytes(), &reply::accepted(), &got)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join()
-                .unwrap_or_else(|_| Err(fail!("a client thread panicked")))
-        })
+    concurrently(sellers, |_, mut s| {
+        let line = format!("{}\n", event("rich", "sell", 10));
+        s.send(line.repeat(SELLS).as_bytes())?;
+        for _ in 0..SELLS {
+            let got = s.recv_json()?;
+            reply::compare(line.as_bytes(), &reply::accepted(), &got)?;
+        }
+        Ok(())
     })?;
     // Exactly 10 of the 50 sells fit in 100. Wait for the balance to reach 0, then keep
     // watching while the sells that could still be in flight finish their hold.

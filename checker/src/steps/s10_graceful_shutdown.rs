@@ -25,8 +25,7 @@ pub const CHECKS: &[Check] = &[
 
 /// The final metrics: the last stdout line, once the server has exited.
 fn final_metrics(ctx: &mut Ctx, i: usize) -> Outcome<Metrics> {
-    let lines = ctx.server(i).stdout_lines();
-    let last = lines.last().cloned().unwrap_or_default();
+    let last = ctx.server(i).last_stdout_line();
     let value: serde_json::Value = serde_json::from_str(&last).map_err(|_| {
         fail!("the last stdout line is not the final metrics object")
             .expected("{\"received\":R,\"processed\":P,\"dropped\":D,\"refused\":F,...}")
@@ -143,9 +142,7 @@ fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
         "64",
     ])?;
     let addr = ctx.server(i).addr;
-    let clients: Vec<Client> = (0..CLIENTS)
-        .map(|_| ctx.client(addr).map(Client::quiet))
-        .collect::<Outcome<_>>()?;
+    let clients = ctx.quiet_clients(addr, CLIENTS)?;
     let replies = Arc::new(AtomicU64::new(0));
     let busy_seen = Arc::new(AtomicU64::new(0));
     ctx.log.note("checker", format!("{CLIENTS} clients pipeline {EVENTS} events each (2 workers, 5 ms of work, queue of 64)"));
