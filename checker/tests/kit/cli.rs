@@ -412,3 +412,60 @@ fn a_hundred_runs_ended_at_random_moments_leave_no_server_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// The companion verbs that need no learner state, checked with assert_cmd and predicates.
+// ---------------------------------------------------------------------------------------
+
+fn cmd() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("checker").unwrap();
+    c.current_dir(root()).env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn demo_shows_the_blocking_server_making_a_client_wait_and_the_async_one_not() {
+    use predicates::prelude::*;
+    let _turn = one_at_a_time();
+    cmd()
+        .args(["demo", "1", "--solution"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "has waited 1.5 s and heard nothing",
+        ))
+        .stdout(predicate::str::contains(
+            "Lesson: Blocking I/O is poison for servers.",
+        ));
+    cmd()
+        .args(["demo", "2", "--solution"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("nobody waits for anybody"));
+    cmd()
+        .args(["demo", "10", "--solution"])
+        .assert()
+        .code(0)
+        .stdout(
+        predicate::str::is_match(
+            r"(\d+) events were promised \(accepted\) and (\d+) were processed: nothing was lost",
+        )
+        .unwrap(),
+    );
+}
+
+#[test]
+fn solution_names_the_reference_and_how_to_compare() {
+    use predicates::prelude::*;
+    cmd()
+        .args(["solution", "5", "--yes"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("solutions/05_backpressure"))
+        .stdout(predicate::str::contains("diff 05"));
+    cmd()
+        .args(["solution", "42"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("there is no step \"42\""));
+}

@@ -223,7 +223,11 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
         "the failing check comes first: {hint}"
     );
 
-    // 3. Reset refuses to destroy work without a terminal to ask on, unless told --yes.
+    // 3. watch re-verifies the current step when a file is saved, and stops on Ctrl+C with
+    //    nothing left behind.
+    watch_reacts_to_a_save(&kit);
+
+    // 4. Reset refuses to destroy work without a terminal to ask on, unless told --yes.
     let out = checker(&kit, &["reset", "1"]);
     assert_eq!(
         out.status.code(),
@@ -236,4 +240,63 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
         "{}",
         dump(&["reset", "1"], &out)
     );
+}
+
+fn watch_reacts_to_a_save(kit: &Path) {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .args(["watch", "--poll"])
+        .current_dir(kit)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return seen,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!(
+                    "watch never printed {what:?}; it printed:\n{}",
+                    seen.join("\n")
+                ),
+            }
+        }
+    };
+    let first = wait_for("watching ");
+    assert!(
+        first.iter().any(|l| l.contains("step 01")),
+        "the first run grades the current step: {first:?}"
+    );
+    // A save (a longer file) wakes the poll and starts a second run.
+    let lib = kit.join("exercises/01_blocking_echo/src/lib.rs");
+    let mut text = std::fs::read_to_string(&lib).unwrap();
+    text.push_str("\n// saved again\n");
+    std::fs::write(&lib, text).unwrap();
+    let second = wait_for("watching ");
+    assert!(
+        second
+            .iter()
+            .any(|l| l.contains("step 01 is not implemented yet")),
+        "the second run: {second:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "watch ends on Ctrl+C");
 }
