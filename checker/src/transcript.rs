@@ -119,6 +119,9 @@ impl Transcript {
 
     /// A line the server wrote to stderr.
     pub fn server(&self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
         self.push("your_server", Kind::Server, shorten(line));
     }
 
