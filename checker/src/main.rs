@@ -15,6 +15,7 @@
 //! Exit codes: 0 success (every check passed), 1 a check failed, 2 the checker could not run
 //! (build failed, no such step, bad arguments).
 
+mod bench;
 mod build;
 mod catalog;
 mod check;
@@ -148,6 +149,8 @@ enum Command {
     },
     /// Load a step's server (built in release mode) with real traffic, and report rate and latency.
     Load(load::LoadArgs),
+    /// Sweeps that show each step's pain as a graph (SVG, with the data as CSV and JSON).
+    Bench(bench::BenchArgs),
     /// The echo ceiling server of `load --echo` (started by the checker itself).
     #[command(hide = true)]
     ServeEcho {
@@ -272,6 +275,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Some(Command::Steps) => list_steps(),
         Some(Command::Load(args)) => return load::load_cmd(&root, args, style),
+        Some(Command::Bench(args)) => return bench::bench_cmd(&root, args),
         Some(Command::ServeEcho { addr }) => load::echo::serve(addr)?,
         Some(Command::Report {
             dirs,

@@ -91,10 +91,6 @@ impl EchoServer {
             }
         }
     }
-
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
 }
 
 impl Drop for EchoServer {

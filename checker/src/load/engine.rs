@@ -542,9 +542,11 @@ mod tests {
         p.rate = Some(2000.0);
         p.in_flight = 64;
         let out = run(&p, |_, _| {}).unwrap();
-        // 2000/s for half a second is 1000 requests; the clock and scheduling decide the last few.
+        // 2000/s for half a second is at most 1000 requests: an open loop never sends ahead of
+        // its schedule (a slow machine may send fewer, which says nothing about the pacing; an
+        // unpaced loop would send tens of thousands).
         let sent = out.tally.sent;
-        assert!((700..=1200).contains(&sent), "sent {sent}");
+        assert!(sent > 0 && sent <= 1000 + p.in_flight as u64, "sent {sent}");
         assert_eq!(out.tally.answered(), sent);
     }
 

@@ -98,6 +98,9 @@ pub fn current_cpus() -> Vec<usize> {
     }
 }
 
+/// The resident set of a process, in KiB (the checker reads it the same way everywhere).
+pub use crate::server::rss_kib;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,16 +124,4 @@ mod tests {
         );
         assert_eq!(cpu_model("processor: 0\n"), None);
     }
-}
-
-/// The resident memory of process `pid`, in KiB (`VmRSS` in `/proc/PID/status`).
-pub fn rss_kib(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }

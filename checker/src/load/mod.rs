@@ -127,15 +127,6 @@ impl Target {
         }
     }
 
-    /// The server's process, when the checker started it.
-    pub fn pid(&self) -> Option<i32> {
-        match self {
-            Target::Step { server, .. } => Some(server.pid().as_raw()),
-            Target::Echo(e) => Some(e.pid()),
-            Target::External(_) => None,
-        }
-    }
-
     fn describe(&self) -> String {
         match self {
             Target::Step { step, dir, .. } => {
@@ -582,7 +573,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

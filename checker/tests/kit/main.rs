@@ -17,3 +17,5 @@ mod exercises;
 mod classroom;
 // The command line: arguments, exit codes, output formats, diagnoses, no orphan processes.
 mod cli;
+// `checker load`: its counts add up and agree with the server's own metrics.
+mod load;

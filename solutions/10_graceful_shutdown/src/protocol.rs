@@ -2,11 +2,20 @@
 //!
 //! Parsing happens in two stages, so that every problem gets the right reason:
 //! 1. serde reads the line into `Fields`, which only checks its *shape*: valid JSON, an
-//!    object, no field twice. Every field is kept as a raw [`Value`].
+//!    object, no field twice. Every field is kept as a [`Field`]: a string, a non-negative
+//!    integer, or "something else".
 //! 2. Plain Rust code then checks what each field holds, and builds a [`Request`].
+//!
+//! Every event goes through here, so both stages avoid work they do not need: a string is
+//! borrowed from the line instead of copied (unless it holds escapes), nothing is kept of a
+//! field the server ignores, and the two replies nearly every event gets are written as the
+//! constant bytes they always are.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
 
 use crate::metrics::Snapshot;
 
@@ -86,37 +95,145 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// `{"status":"accepted"}`, as serde writes it.
+    const ACCEPTED: &'static [u8] = b"{\"status\":\"accepted\"}\n";
+    /// `{"status":"rejected","reason":"server_busy"}`, as serde writes it.
+    const SERVER_BUSY: &'static [u8] = b"{\"status\":\"rejected\",\"reason\":\"server_busy\"}\n";
+
     /// Appends this reply to `out` as one line of JSON.
     pub fn write_to(&self, out: &mut Vec<u8>) {
-        // Writing into a `Vec` cannot fail, and every reply is plain data that serializes.
-        serde_json::to_writer(&mut *out, self).expect("a reply always serializes");
-        out.push(b'\n');
+        match self {
+            // Nearly every event gets one of these two: copy their bytes instead of serializing
+            // them again and again. (A test checks that they are what serde would write.)
+            Reply::Accepted => out.extend_from_slice(Reply::ACCEPTED),
+            Reply::Rejected {
+                reason: Reason::ServerBusy,
+            } => out.extend_from_slice(Reply::SERVER_BUSY),
+            _ => {
+                // Writing into a `Vec` cannot fail, and every reply is plain data that serializes.
+                serde_json::to_writer(&mut *out, self).expect("a reply always serializes");
+                out.push(b'\n');
+            }
+        }
     }
 }
 
-/// The fields of a request line that the server looks at; any other field is ignored.
+/// What one field of a request line holds, kept only as far as the protocol cares: a string, a
+/// non-negative integer, or anything else (a negative or fractional number, `true`, `null`, an
+/// array, an object). The string is borrowed from the line when it can be: only a string with
+/// escapes in it (`"al\u0069ce"`) has to be copied to be decoded.
+#[derive(Debug, PartialEq, Eq)]
+enum Field<'a> {
+    Str(Cow<'a, str>),
+    Uint(u64),
+    Other,
+}
+
+// Borrowing: a `Field<'a>` can be read from any input that lives at least as long (`'de: 'a`).
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D>(deserializer: D) -> Result<Field<'a>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        // A JSON value can be anything: let the JSON say what it is, and sort it as it comes.
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+/// Sorts whatever value serde meets into a [`Field`].
+struct FieldVisitor;
+
+impl<'de> Visitor<'de> for FieldVisitor {
+    type Value = Field<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Field<'de>, E> {
+        Ok(Field::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Field<'de>, E> {
+        Ok(Field::Str(Cow::Owned(v.to_string())))
+    }
+
+    // serde_json calls this for every integer without a sign, fraction or exponent.
+    fn visit_u64<E>(self, v: u64) -> Result<Field<'de>, E> {
+        Ok(Field::Uint(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Field<'de>, E> {
+        Ok(u64::try_from(v).map_or(Field::Other, Field::Uint))
+    }
+
+    // `10.0` and `1e3` arrive here: they are not plain integers.
+    fn visit_f64<E>(self, _: f64) -> Result<Field<'de>, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Field<'de>, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+        Ok(Field::Other)
+    }
+
+    // An array or an object is read to its end (it must still be valid JSON), and forgotten.
+    fn visit_seq<A>(self, mut seq: A) -> Result<Field<'de>, A::Error>
+    where
+        A: SeqAccess<'de>,
+    {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+
+    fn visit_map<A>(self, mut map: A) -> Result<Field<'de>, A::Error>
+    where
+        A: MapAccess<'de>,
+    {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Field::Other)
+    }
+}
+
+impl Field<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The fields of a request line that the server looks at; any other field is skipped without
+/// being kept.
 ///
-/// Each is an `Option<Value>`, so that serde accepts any content and only checks the shape of
+/// Each is an `Option<Field>`, so that serde accepts any content and only checks the shape of
 /// the line. The content is checked by hand afterwards, where each problem can get its own
 /// reason.
 #[derive(Debug, Deserialize)]
-struct Fields {
+struct Fields<'a> {
     /// `Some` whenever the line has a `"type"` field, even `"type": null`: a line with a type
     /// is a request, never an event.
-    #[serde(rename = "type", default, deserialize_with = "present")]
-    kind: Option<Value>,
-    user: Option<Value>,
-    action: Option<Value>,
-    amount: Option<Value>,
+    #[serde(rename = "type", default, borrow, deserialize_with = "present")]
+    kind: Option<Field<'a>>,
+    #[serde(borrow)]
+    user: Option<Field<'a>>,
+    #[serde(borrow)]
+    action: Option<Field<'a>>,
+    #[serde(borrow)]
+    amount: Option<Field<'a>>,
 }
 
 /// Deserializes a field that is present as `Some`, even when it holds `null`. (A plain
-/// `Option<Value>` reads `null` as `None`, as if the field were missing.)
-fn present<'de, D>(deserializer: D) -> Result<Option<Value>, D::Error>
+/// `Option<Field>` reads `null` as `None`, as if the field were missing.)
+fn present<'de: 'a, 'a, D>(deserializer: D) -> Result<Option<Field<'a>>, D::Error>
 where
     D: Deserializer<'de>,
 {
-    Value::deserialize(deserializer).map(Some)
+    Field::deserialize(deserializer).map(Some)
 }
 
 /// Parses one line (without its `\n`) into a request.
@@ -138,7 +255,7 @@ pub fn parse(line: &[u8]) -> Result<Request, Reason> {
 }
 
 /// Stage 1: reads the line into [`Fields`], telling "not JSON" from "JSON of the wrong shape".
-fn read_fields(line: &[u8]) -> Result<Fields, Reason> {
+fn read_fields(line: &[u8]) -> Result<Fields<'_>, Reason> {
     // serde_json checks UTF-8 only in the strings it keeps, so bytes that are not UTF-8 could
     // hide in a field we ignore. Check the whole line first.
     let text = std::str::from_utf8(line).map_err(|_| Reason::InvalidJson)?;
@@ -149,7 +266,7 @@ fn read_fields(line: &[u8]) -> Result<Fields, Reason> {
         // Not a well-formed request. serde stops at the first problem it meets (a duplicate
         // field, say), which tells us nothing about the rest of the line, so we ask separately
         // whether the whole line is JSON: if it is, it is JSON of the wrong shape.
-        _ if serde_json::from_str::<Value>(text).is_ok() => Err(Reason::InvalidEvent),
+        _ if serde_json::from_str::<IgnoredAny>(text).is_ok() => Err(Reason::InvalidEvent),
         _ => Err(Reason::InvalidJson),
     }
 }
@@ -157,19 +274,17 @@ fn read_fields(line: &[u8]) -> Result<Fields, Reason> {
 /// Stage 2: checks what each field of an event holds.
 fn parse_event(fields: Fields) -> Result<Event, Reason> {
     let user = parse_user(fields.user)?;
-    let action = match fields.action.as_ref().and_then(Value::as_str) {
+    let action = match fields.action.as_ref().and_then(Field::as_str) {
         Some("buy") => Action::Buy,
         Some("sell") => Action::Sell,
         _ => return Err(Reason::InvalidEvent),
     };
-    // `as_u64` gives `None` for a negative number and for any number written with a fraction
-    // or an exponent (`10.0`, `1e3`): an amount must be a plain integer.
-    let amount = fields
-        .amount
-        .as_ref()
-        .and_then(Value::as_u64)
-        .filter(|amount| (1..=MAX_AMOUNT).contains(amount))
-        .ok_or(Reason::InvalidEvent)?;
+    // Only a plain integer is a `Field::Uint`: a negative number, or one written with a fraction
+    // or an exponent (`10.0`, `1e3`), is `Field::Other`.
+    let amount = match fields.amount {
+        Some(Field::Uint(amount)) if (1..=MAX_AMOUNT).contains(&amount) => amount,
+        _ => return Err(Reason::InvalidEvent),
+    };
     Ok(Event {
         user,
         action,
@@ -177,10 +292,10 @@ fn parse_event(fields: Fields) -> Result<Event, Reason> {
     })
 }
 
-/// Checks a `user` field: a non-empty string.
-fn parse_user(user: Option<Value>) -> Result<String, Reason> {
+/// Checks a `user` field: a non-empty string. The event outlives the line, so it owns its copy.
+fn parse_user(user: Option<Field>) -> Result<String, Reason> {
     match user {
-        Some(Value::String(user)) if !user.is_empty() => Ok(user),
+        Some(Field::Str(user)) if !user.is_empty() => Ok(user.into_owned()),
         _ => Err(Reason::InvalidEvent),
     }
 }
@@ -289,6 +404,61 @@ mod tests {
             r#"{"type":3}"#,
         ] {
             assert_eq!(parse_str(line), Err(Reason::UnknownType), "{line}");
+        }
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_they_hold_escapes() {
+        let fields: Fields = serde_json::from_str(r#"{"user":"bob","action":"b\u0075y"}"#).unwrap();
+        assert!(matches!(
+            fields.user,
+            Some(Field::Str(Cow::Borrowed("bob")))
+        ));
+        assert!(matches!(fields.action, Some(Field::Str(Cow::Owned(ref s))) if s == "buy"));
+        assert_eq!(
+            parse_str(r#"{"user":"b\u00f6b","action":"b\u0075y","amount":1}"#),
+            Ok(Request::Event(Event {
+                user: "böb".to_string(),
+                action: Action::Buy,
+                amount: 1,
+            }))
+        );
+    }
+
+    #[test]
+    fn fields_keep_only_what_the_protocol_needs() {
+        for (json, field) in [
+            ("7", Field::Uint(7)),
+            ("-7", Field::Other),
+            ("7.0", Field::Other),
+            ("7e0", Field::Other),
+            ("true", Field::Other),
+            ("null", Field::Other),
+            (r#"[1,{"a":[]}]"#, Field::Other),
+            (r#"{"a":{"b":null}}"#, Field::Other),
+            (r#""x""#, Field::Str(Cow::Borrowed("x"))),
+        ] {
+            assert_eq!(
+                serde_json::from_str::<Field>(json).unwrap(),
+                field,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_constant_replies_are_what_serde_writes() {
+        for reply in [
+            Reply::Accepted,
+            Reply::Rejected {
+                reason: Reason::ServerBusy,
+            },
+        ] {
+            let mut fast = Vec::new();
+            reply.write_to(&mut fast);
+            let mut slow = serde_json::to_vec(&reply).unwrap();
+            slow.push(b'\n');
+            assert_eq!(fast, slow);
         }
     }
 

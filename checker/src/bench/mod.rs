@@ -1,0 +1,198 @@
+//! `checker bench`: sweeps that show each step's pain as a picture. Each scenario starts the
+//! reference servers (release builds), measures a short sweep, and writes the graph as SVG with
+//! its data as CSV and JSON, named after the chapter it belongs to:
+//!
+//! | scenario | graph | what it shows |
+//! |---|---|---|
+//! | 02 (or 01) | `02_async_echo.svg` | steps 01 and 02: first-reply latency as concurrent clients grow |
+//! | 04 | `04_inline_state.svg` | a quick client's latency while others send slow events, 04 against 05 |
+//! | 05 | `05_backpressure.svg` | accepted and server_busy as offered load passes capacity; memory flat |
+//! | 06 | `06_worker_threads.svg` | throughput as workers grow |
+//! | 08 (or 07) | `08_per_user_locks.svg` | 07 against 08: throughput and read latency as workers grow, few users |
+//! | 09 | `09_atomic_metrics.svg` | counting with atomics against a mutex, as threads grow |
+//! | 10 | `10_graceful_shutdown.svg` | shutdown drain time as the queue grows, and no event lost |
+//! | idle | `idle_connections.json` | step 10's memory per idle connection (data only) |
+//!
+//! `checker bench --all --out book/src/graphs` regenerates every graph of the book.
+
+mod figure;
+mod scenarios;
+
+use crate::build;
+use crate::catalog;
+use crate::load::machine::Machine;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The scenario: a step that has one (02, 04, 05, 06, 08, 09, 10; 01 and 07 are compared
+    /// in 02 and 08), `idle` (memory per idle connection), or `all`.
+    #[arg(required_unless_present = "all")]
+    pub scenario: Option<String>,
+    /// Every scenario that draws a graph.
+    #[arg(long, conflicts_with = "scenario")]
+    pub all: bool,
+    /// Where the SVG, CSV and JSON files go.
+    #[arg(long, value_name = "DIR", default_value = "target/bench")]
+    pub out: PathBuf,
+}
+
+/// The scenarios, in course order: (name, graph slug, steps whose servers it needs).
+const SCENARIOS: &[(&str, &str, &[usize])] = &[
+    ("02", "02_async_echo", &[1, 2]),
+    ("04", "04_inline_state", &[4, 5]),
+    ("05", "05_backpressure", &[5]),
+    ("06", "06_worker_threads", &[6]),
+    ("08", "08_per_user_locks", &[7, 8]),
+    ("09", "09_atomic_metrics", &[]),
+    ("10", "10_graceful_shutdown", &[10]),
+    ("idle", "idle_connections", &[10]),
+];
+
+/// The scenario a name on the command line means.
+fn scenario(name: &str) -> Result<&'static str> {
+    let name = name.trim();
+    if name == "idle" {
+        return Ok("idle");
+    }
+    let number = catalog::find(name).map(|s| s.number).with_context(|| {
+        format!("no benchmark named {name:?}: try 02, 04, 05, 06, 08, 09, 10, idle or all")
+    })?;
+    Ok(match number {
+        1 | 2 => "02",
+        4 => "04",
+        5 => "05",
+        6 => "06",
+        7 | 8 => "08",
+        9 => "09",
+        10 => "10",
+        n => bail!(
+            "step {n:02} has no benchmark: its lesson is correctness, which `checker verify` shows"
+        ),
+    })
+}
+
+/// What every scenario gets: the servers' executables and the machine.
+pub struct Bench {
+    bins: HashMap<usize, PathBuf>,
+    machine: Machine,
+}
+
+impl Bench {
+    /// The release executable of step `n`'s reference server.
+    fn bin(&self, n: usize) -> &Path {
+        &self.bins[&n]
+    }
+}
+
+pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
+    let chosen: Vec<&str> = match args.scenario.as_deref() {
+        None | Some("all") => SCENARIOS
+            .iter()
+            .map(|s| s.0)
+            .filter(|&s| s != "idle")
+            .collect(),
+        Some(name) => vec![scenario(name)?],
+    };
+    // Build every server needed, in one cargo run.
+    let mut steps: Vec<usize> = SCENARIOS
+        .iter()
+        .filter(|s| chosen.contains(&s.0))
+        .flat_map(|s| s.2.iter().copied())
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let dirs: Vec<PathBuf> = steps
+        .iter()
+        .map(|&n| root.join(catalog::steps()[n - 1].solution_dir()))
+        .collect();
+    let built = if dirs.is_empty() {
+        HashMap::new()
+    } else {
+        build::build_with(root, &dirs, build::Profile::Release)?
+    };
+    let mut bins = HashMap::new();
+    for (&n, dir) in steps.iter().zip(&dirs) {
+        let exe = dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| built.get(&d).cloned())
+            .with_context(|| format!("the build of {} failed", dir.display()))?;
+        bins.insert(n, exe);
+    }
+    let bench = Bench {
+        bins,
+        machine: Machine::this(),
+    };
+    // Raise the open-file limit as far as allowed: the idle scenario opens thousands of
+    // sockets, and the servers it starts inherit the limit.
+    raise_open_files();
+    let out = if args.out.is_absolute() {
+        args.out.clone()
+    } else {
+        std::env::current_dir()?.join(&args.out)
+    };
+    let started = Instant::now();
+    for name in chosen {
+        let t = Instant::now();
+        eprintln!("bench {name} ...");
+        let written = match name {
+            "02" => vec![scenarios::async_echo(&bench)?.write(&out)?],
+            "04" => vec![scenarios::inline_state(&bench)?.write(&out)?],
+            "05" => vec![scenarios::backpressure(&bench)?.write(&out)?],
+            "06" => vec![scenarios::worker_threads(&bench)?.write(&out)?],
+            "08" => vec![scenarios::per_user_locks(&bench)?.write(&out)?],
+            "09" => vec![scenarios::atomic_metrics(&bench)?.write(&out)?],
+            "10" => vec![scenarios::graceful_shutdown(&bench)?.write(&out)?],
+            "idle" => vec![scenarios::idle_connections(&bench, &out)?],
+            _ => unreachable!("every scenario is listed"),
+        };
+        for path in written {
+            eprintln!("bench {name}: wrote {}", path.display());
+        }
+        eprintln!("bench {name}: {:.1} s", t.elapsed().as_secs_f64());
+    }
+    eprintln!(
+        "benchmarks done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
+fn raise_open_files() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names() {
+        assert_eq!(scenario("01").unwrap(), "02");
+        assert_eq!(scenario("2").unwrap(), "02");
+        assert_eq!(scenario("07_no_overdraft").unwrap(), "08");
+        assert_eq!(scenario("step10").unwrap(), "10");
+        assert_eq!(scenario("idle").unwrap(), "idle");
+        assert!(scenario("03").is_err());
+        assert!(scenario("nope").is_err());
+    }
+
+    #[test]
+    fn every_scenario_names_a_chapter() {
+        for (name, slug, _) in SCENARIOS {
+            if *name != "idle" {
+                assert!(
+                    catalog::steps().iter().any(|s| s.slug == *slug),
+                    "{slug} is no chapter"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! `checker load` against the reference server of step 10: every request is accounted for, and
+//! the server's own counters agree with what the clients saw. Counts only: how fast it went is
+//! for the benchmarks, never for a test.
+
+use crate::util::run;
+
+#[test]
+fn load_counts_add_up_and_match_the_server_metrics() {
+    let r = run(
+        &[
+            "load",
+            "10",
+            "--solution",
+            "--clients",
+            "4",
+            "--events",
+            "2000",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code(), Some(0), "the load run failed{}", r.dump());
+    let v = r.json();
+    let n = |k: &str| {
+        v[k].as_u64()
+            .unwrap_or_else(|| panic!("no count {k:?} in the report{}", r.dump()))
+    };
+    assert_eq!(n("sent"), 2000, "{}", r.dump());
+    assert_eq!(
+        n("sent"),
+        n("accepted") + n("rejected") + n("ok") + n("errors"),
+        "sent != accepted + rejected + ok + errors{}",
+        r.dump()
+    );
+    // Events only (no reads asked for), and a correct server answers every one.
+    assert_eq!(n("ok"), 0, "{}", r.dump());
+    assert_eq!(n("errors"), 0, "{}", r.dump());
+    assert_eq!(
+        v["latency_us"]["count"].as_u64(),
+        Some(2000),
+        "{}",
+        r.dump()
+    );
+
+    // Step 10 has metrics: the checker read them before and after, and they agree.
+    let m = &v["server_metrics"];
+    assert!(m.is_object(), "no server metrics in the report{}", r.dump());
+    assert_eq!(
+        m["mismatches"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.dump()
+    );
+    for (counter, clients) in [
+        ("received", n("accepted") + n("rejected")),
+        ("processed", n("accepted")),
+        ("dropped", n("rejected")),
+    ] {
+        assert_eq!(
+            m["server"][counter].as_u64(),
+            Some(clients),
+            "the server's {counter} disagrees with the clients{}",
+            r.dump()
+        );
+    }
+}
