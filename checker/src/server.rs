@@ -58,11 +58,18 @@ pub fn spawn_in_own_group(command: &mut Command) -> std::io::Result<Child> {
 /// [`spawn_in_own_group`], with at most `open_files` file descriptors for the child if given.
 pub fn spawn_limited(command: &mut Command, open_files: Option<u64>) -> std::io::Result<Child> {
     command.process_group(0);
+    // Known before the fork, so that the child can tell whether its parent is still there.
+    let parent = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (prctl, setrlimit).
+    // calls (prctl, getppid, setrlimit, _exit).
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The death signal is armed only from here on: a checker that died between the fork
+            // and this line left the child to init, and nobody will ever signal it. Leave now.
+            if nix::unistd::getppid() != parent {
+                nix::libc::_exit(1);
+            }
             if let Some(n) = open_files {
                 use nix::sys::resource::{setrlimit, Resource};
                 setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from)?;
