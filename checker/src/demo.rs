@@ -206,14 +206,7 @@ fn burst_becomes_busy(ctx: &mut Ctx, n: &Narrator) -> Outcome {
 }
 
 fn rss_kib(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
-        })
-        .unwrap_or_else(|| "?".into())
+    crate::server::rss_kib(pid).map_or_else(|| "?".into(), |k| k.to_string())
 }
 
 /// 06: one worker against four on a backlog of slow events.

@@ -297,12 +297,7 @@ fn run(cli: Cli) -> Result<u8> {
             path,
             bin,
         }) => {
-            let source = match (bin, path, solution) {
-                (Some(bin), _, _) => Source::Binary(bin),
-                (None, Some(dir), _) => Source::Crate(dir),
-                (None, None, true) => Source::Solution,
-                (None, None, false) => Source::Exercise,
-            };
+            let source = Source::from_flags(bin, path, solution);
             return replay::replay(&root, &file, source, style);
         }
         Some(Command::Verify(args)) => return verify_cmd(&root, args, style),
@@ -316,12 +311,7 @@ fn verify_cmd(root: &std::path::Path, args: VerifyArgs, style: Style) -> Result<
     } else {
         verify::selection(step_or_current(root, &args.step)?, args.previous)
     };
-    let source = match (args.bin, args.path, args.solution) {
-        (Some(bin), _, _) => Source::Binary(bin),
-        (None, Some(dir), _) => Source::Crate(dir),
-        (None, None, true) => Source::Solution,
-        (None, None, false) => Source::Exercise,
-    };
+    let source = Source::from_flags(args.bin, args.path, args.solution);
     let req = verify::Request {
         steps,
         source: source.clone(),

@@ -39,6 +39,18 @@ pub enum Source {
     Binary(PathBuf),
 }
 
+impl Source {
+    /// What the command line's `--bin`, `--path` and `--solution` name (your exercise if none).
+    pub fn from_flags(bin: Option<PathBuf>, path: Option<PathBuf>, solution: bool) -> Source {
+        match (bin, path, solution) {
+            (Some(bin), _, _) => Source::Binary(bin),
+            (None, Some(dir), _) => Source::Crate(dir),
+            (None, None, true) => Source::Solution,
+            (None, None, false) => Source::Exercise,
+        }
+    }
+}
+
 /// The exit code: 0 every check passed, 1 a check failed, 2 a step could not be graded.
 pub fn exit_code(reports: &[StepReport]) -> u8 {
     if reports.iter().any(|r| r.status() == "error") {

@@ -1,6 +1,6 @@
 //! Classroom use: machine-readable results, grading many checkouts, and the machine check.
 
-use crate::util::{checker, one_at_a_time, root, run};
+use crate::util::{checker, copy_dir, one_at_a_time, processes, root, run};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -100,19 +100,13 @@ fn junit_results_read_back_with_a_junit_parser() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(String) -> String) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let (path, name) = (entry.path(), entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            if name != "target" {
-                copy_dir(&path, &to.join(&name), edit);
-            }
-        } else {
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(to.join(&name), edit(text)).unwrap();
-        }
-    }
+/// Processes whose working folder is inside `dir`.
+fn processes_in(dir: &Path) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.cwd.starts_with(dir))
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// A learner's checkout with every exercise solved: the solutions, named like the exercises.
@@ -137,18 +131,6 @@ fn solved_checkout(dir: &Path) {
 fn workspace_tables() -> String {
     let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
     text[text.find("[workspace.package]").unwrap()..].to_string()
-}
-
-/// Processes whose working folder is inside `dir`.
-fn processes_in(dir: &Path) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
-        })
-        .collect()
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The command line: arguments, exit codes, formats, start-up diagnoses, and no process left
 //! behind on any exit path.
 
-use crate::util::{checker, one_at_a_time, root, run};
+use crate::util::{alive, checker, one_at_a_time, processes, root, run};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -149,29 +149,20 @@ fn a_human_failure_shows_transcript_expected_got_and_hint_without_colour() {
 
 /// Processes whose parent is `pid`, with their executable paths.
 fn children_of(pid: u32) -> Vec<(u32, PathBuf)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        // The command name is in parentheses and may contain spaces: fields follow the last ')'.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
-        if ppid == pid {
-            let exe = std::fs::read_link(format!("/proc/{child}/exe")).unwrap_or_default();
-            out.push((child, exe));
-        }
-    }
-    out
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == pid)
+        .map(|p| (p.pid, p.exe))
+        .collect()
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| !s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
-        .unwrap_or(false)
+/// Every running process whose executable is `exe`.
+fn processes_of(exe: &std::path::Path) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.exe == exe)
+        .map(|p| p.pid)
+        .collect()
 }
 
 /// Starts a long `verify`, waits for its first server, ends the checker with `signal`, and
@@ -332,18 +323,6 @@ fn a_server_that_eats_memory_is_stopped_and_a_failure_can_be_replayed() {
         "{}",
         fixed.dump()
     );
-}
-
-/// Every process whose executable is `exe`.
-fn processes_of(exe: &std::path::Path) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            alive(*pid) && std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe)
-        })
-        .collect()
 }
 
 #[test]

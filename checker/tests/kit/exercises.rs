@@ -2,24 +2,10 @@
 //! that a learner's own edits in `exercises/` can never make these tests fail. The scratch
 //! exercises are made by `checker reset --all`, from the solutions and the checker's holes.
 
-use crate::util::{one_at_a_time, root};
+use crate::util::{copy_dir, one_at_a_time, root};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let path = entry.path();
-        if entry.file_type().unwrap().is_dir() {
-            if entry.file_name() != "target" {
-                copy_dir(&path, &to.join(entry.file_name()));
-            }
-        } else {
-            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
-        }
-    }
-}
 
 /// A fresh scratch kit: the workspace manifest (exercises and solutions only), the lock file,
 /// the step catalogue and the solutions. Its `target/` is kept between runs to save builds.
@@ -29,7 +15,7 @@ fn scratch_kit() -> PathBuf {
         let _ = std::fs::remove_dir_all(dir.join(sub));
     }
     let _ = std::fs::remove_file(dir.join("target/eventkit-progress.json"));
-    copy_dir(&root().join("solutions"), &dir.join("solutions"));
+    copy_dir(&root().join("solutions"), &dir.join("solutions"), &|t| t);
     std::fs::create_dir_all(dir.join("checker")).unwrap();
     std::fs::create_dir_all(dir.join("exercises")).unwrap();
     std::fs::copy(

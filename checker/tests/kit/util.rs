@@ -98,3 +98,54 @@ pub fn slug(n: usize) -> String {
         .unwrap()
         .to_string()
 }
+
+/// Copies a source tree (without `target/` folders), passing each file's text through `edit`.
+pub fn copy_dir(from: &Path, to: &Path, edit: &dyn Fn(String) -> String) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (path, name) = (entry.path(), entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if name != "target" {
+                copy_dir(&path, &to.join(&name), edit);
+            }
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(to.join(&name), edit(text)).unwrap();
+        }
+    }
+}
+
+/// A process seen in /proc: its id, parent, executable and working folder.
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub exe: PathBuf,
+    pub cwd: PathBuf,
+}
+
+/// Every process that is alive (not a zombie) now.
+pub fn processes() -> Vec<Process> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The command name is in parentheses and may hold spaces: fields follow the last ')'.
+            let mut fields = stat[stat.rfind(')')? + 2..].split(' ');
+            let state = fields.next()?;
+            let ppid = fields.next()?.parse().ok()?;
+            (state != "Z").then(|| Process {
+                pid,
+                ppid,
+                exe: std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default(),
+                cwd: std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// True while `pid` runs (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    processes().iter().any(|p| p.pid == pid)
+}
