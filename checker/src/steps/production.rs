@@ -4,6 +4,7 @@
 //! `checker verify NN --production`, or one alone with `--check NAME`.
 
 use crate::check::{Check, Ctx};
+use crate::client::Client;
 use crate::fail;
 use crate::failure::{OrHint, Outcome};
 use crate::ledger::{mixed_lines, Ledger, Rng};
@@ -56,6 +57,11 @@ pub const CHECKS: &[Check] = &[
         name: "accept_errors_survived",
         about: "running out of file descriptors (accept errors) does not kill the server",
         run: accept_errors_survived,
+    },
+    Check {
+        name: "connection_limit",
+        about: "past --max-connections a newcomer is told too_many_connections and closed; its place comes back",
+        run: connection_limit,
     },
     Check {
         name: "signals_under_load_20x",
@@ -334,6 +340,91 @@ fn accept_errors_survived(ctx: &mut Ctx) -> Outcome {
             }
             Err(_) => thread::sleep(Duration::from_millis(100)),
         }
+    }
+}
+
+fn connection_limit(ctx: &mut Ctx) -> Outcome {
+    const LIMIT: usize = 8;
+    let addr = ctx
+        .serve(&["--max-connections", &LIMIT.to_string()])
+        .or_hint("From step 03 on a server takes --max-connections N (book/src/contract.md, Start-up and flags).")?;
+    ctx.log.note(
+        "checker",
+        format!("the server may serve {LIMIT} connections at once; the checker opens {LIMIT} and has each answered, then more"),
+    );
+    let mut ledger = Ledger::new(ctx.step);
+    let refused = error("too_many_connections");
+    let mut served = Vec::new();
+    for n in 0..LIMIT {
+        let mut c = ctx.client(addr)?;
+        let (line, want) = ledger.event(&format!("place{n}"), "buy", 1);
+        c.expect(&line, &want)
+            .or_hint("A connection within the limit is served like any other.")?;
+        served.push(c);
+    }
+    // One over the limit, silent: the refusal comes without a request.
+    let mut silent = ctx.client(addr)?;
+    let got = silent.recv_json().or_hint(
+        "At the limit, answer a new connection at once with {\"status\":\"error\",\"reason\":\"too_many_connections\"} and close it: take a permit with Semaphore::try_acquire_owned in the accept loop, and keep it in the connection's task until it ends.",
+    )?;
+    reply::compare(
+        b"(nothing: a new connection past the limit)",
+        &refused,
+        &got,
+    )?;
+    expect_eof(&mut silent, "the refusal")?;
+    // One over the limit that sends first: the same reply in place of the first, then the end.
+    // Its event is never processed, and it must not be lost to a reset.
+    let mut eager = ctx.client(addr)?;
+    let (line, _) = ledger.event("refused", "buy", 1);
+    eager.send_line(&line)?;
+    let got = eager.recv_json().or_hint(
+        "Refuse with one line, then close gracefully: shut down your writing side and read what the client sent until it closes (closing with unread input resets the connection and can destroy the line).",
+    )?;
+    reply::compare(line.as_bytes(), &refused, &got)?;
+    expect_eof(&mut eager, "the refusal")?;
+    // The limit counts open connections, not connections ever made: closing one frees a place.
+    // The server learns of the close when it reads the end-of-file, so try until it has.
+    drop(served.pop());
+    ctx.log.note(
+        "checker",
+        "closes one of the served connections, then connects until a new one is served (up to 5 s)",
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (line, want) = ledger.event("next", "buy", 1);
+    loop {
+        let mut c = ctx.client(addr)?.quiet();
+        let got = c.ask(&line)?;
+        if got == want {
+            break;
+        }
+        reply::compare(line.as_bytes(), &refused, &got)?;
+        if Instant::now() >= deadline {
+            return Err(fail!("5 s after a served connection closed, new connections are still refused")
+                .hint("Release the connection's place when its task ends (drop the permit there), on every path out of it, errors included."));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    // The connections that were served all along still are.
+    for (n, c) in served.iter_mut().enumerate() {
+        let (line, want) = ledger.event(&format!("place{n}"), "buy", 1);
+        c.expect(&line, &want)?;
+    }
+    Ok(())
+}
+
+/// Fails unless the server closes the connection next.
+fn expect_eof(c: &mut Client, after: &str) -> Outcome {
+    match c.next_line(Duration::from_secs(5)) {
+        Ok(None) => Ok(()),
+        Ok(Some(line)) => Err(
+            fail!("after {after}, a refused connection got another line")
+                .got(show_bytes(&line))
+                .hint("A refused connection gets one line, then the server closes it."),
+        ),
+        Err(f) => Err(
+            f.hint("After the refusal, close the connection (end-of-file), within a second or so.")
+        ),
     }
 }
 

@@ -29,6 +29,7 @@ const DEFECTS: &[(&str, usize, &str)] = &[
     // Production scenarios catch what the required checks let through.
     ("no_line_limit", 3, "hundred_mb_line"),
     ("lose_queue_on_shutdown", 10, "signals_under_load_20x"),
+    ("no_connection_limit", 3, "connection_limit"),
 ];
 
 #[test]

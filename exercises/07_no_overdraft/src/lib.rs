@@ -37,8 +37,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time;
 
 use crate::framing::{Frame, LineReader};
@@ -48,6 +49,10 @@ use crate::state::Balances;
 /// How long to pause after a failed `accept`, so that a persistent error (such as running out of
 /// file descriptors) does not turn the accept loop into a busy loop that floods the log.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a refused client has to read its `too_many_connections` line and close, before we
+/// close anyway.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
 /// How the server processes events, as set on the command line.
 #[derive(Debug, Clone)]
@@ -60,6 +65,8 @@ pub struct Config {
     pub workers: usize,
     /// Simulated risk check per event, done while the user's balance is locked.
     pub hold: Duration,
+    /// How many connections may be served at once; the next one is refused. Must be at least 1.
+    pub max_connections: usize,
 }
 
 /// What every connection task needs besides its socket. Each task gets its own clone, which is
@@ -91,9 +98,18 @@ pub async fn run(listener: TcpListener, config: Config) {
         config.hold,
     );
     let shared = Shared { events, balances };
+    // One permit for each connection we may serve at once; a connection holds its permit until
+    // it ends.
+    let places = Arc::new(Semaphore::new(config.max_connections));
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
+                // A place among the `max_connections`, taken without waiting: at the limit, the
+                // newcomer is turned away at once instead of waiting unanswered.
+                let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
+                    tokio::spawn(refuse(socket));
+                    continue;
+                };
                 let shared = shared.clone();
                 // `spawn` returns at once: the accept loop is back to `accept` while the new
                 // task serves this client. The task owns the socket (`async move`).
@@ -101,6 +117,8 @@ pub async fn run(listener: TcpListener, config: Config) {
                     if let Err(err) = handle_connection(socket, shared).await {
                         eprintln!("connection {peer}: {err}");
                     }
+                    // The connection is over: its place goes to the next client.
+                    drop(place);
                 });
             }
             Err(err) => {
@@ -109,6 +127,30 @@ pub async fn run(listener: TcpListener, config: Config) {
             }
         }
     }
+}
+
+/// Turns away a connection that arrived while `max_connections` others were being served: one
+/// `too_many_connections` line, then close. It runs in a task of its own, so the accept loop
+/// never waits for a client it is refusing.
+async fn refuse(mut socket: TcpStream) {
+    let mut line = Vec::new();
+    Reply::Error {
+        reason: Reason::TooManyConnections,
+    }
+    .write_to(&mut line);
+    // A new connection's send buffer is empty, so this write does not wait for the client to
+    // read. Our end-of-file follows the line.
+    if socket.write_all(&line).await.is_err() || socket.shutdown().await.is_err() {
+        return;
+    }
+    // Closing a socket with unread input resets the connection, and the reset can destroy the
+    // line before the client reads it. So read and discard what the client sends until it
+    // closes its side, or `REFUSE_LINGER` has passed.
+    let mut discard = [0; 1024];
+    let _ = time::timeout(REFUSE_LINGER, async {
+        while matches!(socket.read(&mut discard).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Answers every complete line the client sends, until it closes its side of the connection.
@@ -207,6 +249,7 @@ mod tests {
             queue_capacity: 100,
             workers: 4,
             hold: Duration::ZERO,
+            max_connections: 100,
         })
         .await;
         assert_eq!(exchange(addr, &EVENT.repeat(50)).await, vec![ACCEPTED; 50]);
@@ -219,6 +262,7 @@ mod tests {
             queue_capacity: 100,
             workers: 4,
             hold: Duration::ZERO,
+            max_connections: 100,
         })
         .await;
         let sell = r#"{"user":"b","action":"sell","amount":30}"#;
@@ -253,6 +297,7 @@ mod tests {
             queue_capacity: 1,
             workers: 1,
             hold: Duration::ZERO,
+            max_connections: 100,
         })
         .await;
         let replies = time::timeout(

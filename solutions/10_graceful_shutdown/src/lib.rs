@@ -49,7 +49,7 @@ use crossbeam_channel::Sender;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::time::{self, Instant};
 
 use crate::framing::{Frame, LineReader};
@@ -67,6 +67,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// should not keep the server from exiting until the deadline.
 const LINGER_QUIET: Duration = Duration::from_millis(500);
 
+/// How long a refused client has to read its `too_many_connections` line and close, before we
+/// close anyway.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
 /// How the server processes events, as set on the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -80,6 +84,8 @@ pub struct Config {
     pub hold: Duration,
     /// How long a graceful shutdown may take, from the signal to the last event processed.
     pub shutdown_timeout: Duration,
+    /// How many connections may be served at once; the next one is refused. Must be at least 1.
+    pub max_connections: usize,
 }
 
 /// How a graceful shutdown ended.
@@ -146,6 +152,9 @@ pub async fn run(
     };
     // Broadcast to stop: one value, the deadline, sent once to every connection task.
     let (notify_shutdown, _) = broadcast::channel(1);
+    // One permit for each connection we may serve at once; a connection holds its permit until
+    // it ends.
+    let places = Arc::new(Semaphore::new(config.max_connections));
 
     // ANCHOR: accept_until_shutdown
     // `shutdown` is polled again on every turn of the loop, so it must stay in one place.
@@ -156,7 +165,9 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         match accepted {
-            Ok((socket, peer)) => spawn_connection(socket, peer, &shared, &notify_shutdown, &done),
+            Ok((socket, peer)) => {
+                spawn_connection(socket, peer, &places, &shared, &notify_shutdown, &done);
+            }
             Err(err) => {
                 eprintln!("accept failed: {err}");
                 time::sleep(ACCEPT_BACKOFF).await;
@@ -169,7 +180,7 @@ pub async fn run(
     // 1. Refuse new connections at once. Clients still waiting in the listener's queue already
     //    count as connected: they are served (and closed) like every other connection.
     for (socket, peer) in close_listener(listener) {
-        spawn_connection(socket, peer, &shared, &notify_shutdown, &done);
+        spawn_connection(socket, peer, &places, &shared, &notify_shutdown, &done);
     }
     // 2. Tell every connection to stop reading, flush what it owes and close, by the deadline.
     //    (`send` fails only when there is no connection to tell.)
@@ -203,14 +214,22 @@ pub async fn run(
 }
 
 // ANCHOR: spawn_connection
-/// Starts the task that serves one connection.
+/// Starts the task that serves one connection, or refuses it when `max_connections` others are
+/// being served.
 fn spawn_connection(
     socket: TcpStream,
     peer: SocketAddr,
+    places: &Arc<Semaphore>,
     shared: &Shared,
     notify_shutdown: &broadcast::Sender<Instant>,
     done: &mpsc::Sender<()>,
 ) {
+    // A place among the `max_connections`, taken without waiting: at the limit, the newcomer is
+    // turned away at once instead of waiting unanswered.
+    let Ok(place) = Arc::clone(places).try_acquire_owned() else {
+        tokio::spawn(refuse(socket));
+        return;
+    };
     let shared = shared.clone();
     // Subscribed here, before the task exists, so that no task can miss the signal.
     let shutdown = Shutdown::new(notify_shutdown.subscribe());
@@ -221,11 +240,37 @@ fn spawn_connection(
         if let Err(err) = handle_connection(socket, shared, shutdown).await {
             eprintln!("connection {peer}: {err}");
         }
-        // This connection is finished.
+        // This connection is finished: its place goes to the next client.
+        drop(place);
         drop(done);
     });
 }
 // ANCHOR_END: spawn_connection
+
+/// Turns away a connection that arrived while `max_connections` others were being served: one
+/// `too_many_connections` line, then close. It runs in a task of its own, so the accept loop
+/// never waits for a client it is refusing.
+async fn refuse(mut socket: TcpStream) {
+    let mut line = Vec::new();
+    Reply::Error {
+        reason: Reason::TooManyConnections,
+    }
+    .write_to(&mut line);
+    // A new connection's send buffer is empty, so this write does not wait for the client to
+    // read. Our end-of-file follows the line.
+    if socket.write_all(&line).await.is_err() || socket.shutdown().await.is_err() {
+        return;
+    }
+    // Closing a socket with unread input resets the connection, and the reset can destroy the
+    // line before the client reads it. So read and discard what the client sends until it
+    // closes its side, or `REFUSE_LINGER` has passed (a short lingering close; see
+    // `lingering_close` below).
+    let mut discard = [0; 1024];
+    let _ = time::timeout(REFUSE_LINGER, async {
+        while matches!(socket.read(&mut discard).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
 
 // ANCHOR: close_listener
 /// Closes the listener, and returns the connections that were still waiting in its queue.
@@ -440,6 +485,41 @@ mod tests {
     const BUSY: &str = r#"{"status":"rejected","reason":"server_busy"}"#;
 
     #[tokio::test]
+    async fn refuses_connections_past_the_limit_until_a_place_is_free() {
+        const REFUSED: &str = r#"{"status":"error","reason":"too_many_connections"}"#;
+        let server = Server::start(Config {
+            work: Duration::ZERO,
+            queue_capacity: 100,
+            workers: 2,
+            hold: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(10),
+            max_connections: 1,
+        })
+        .await;
+        let mut served = TcpStream::connect(server.addr).await.unwrap();
+        served.write_all(EVENT.as_bytes()).await.unwrap();
+        let mut reply = vec![0; ACCEPTED.len() + 1];
+        served.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply, format!("{ACCEPTED}\n").as_bytes());
+
+        // The limit is reached: a second connection's events are never processed.
+        assert_eq!(exchange(server.addr, &EVENT.repeat(3)).await, vec![REFUSED]);
+        // The place is free again once the first connection ends; the server learns of the
+        // end when it reads the end-of-file, so try again until it has.
+        drop(served);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while exchange(server.addr, EVENT).await != vec![ACCEPTED] {
+            assert!(Instant::now() < deadline, "the place was never freed");
+            time::sleep(Duration::from_millis(10)).await;
+        }
+        let report = server.shut_down().await;
+        assert_eq!(
+            report.metrics.received, 2,
+            "refused connections count no event"
+        );
+    }
+
+    #[tokio::test]
     async fn accepts_events_while_the_queue_has_room() {
         let addr = start(Config {
             work: Duration::ZERO,
@@ -447,6 +527,7 @@ mod tests {
             workers: 4,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         assert_eq!(exchange(addr, &EVENT.repeat(50)).await, vec![ACCEPTED; 50]);
@@ -460,6 +541,7 @@ mod tests {
             workers: 4,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         let sell = r#"{"user":"b","action":"sell","amount":30}"#;
@@ -495,6 +577,7 @@ mod tests {
             workers: 1,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         let replies = time::timeout(
@@ -517,6 +600,7 @@ mod tests {
             workers: 2,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         let addr = server.addr;
@@ -542,6 +626,7 @@ mod tests {
             workers: 2,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         // Blocking connects never yield to the server task, so when the shutdown begins these
@@ -574,6 +659,7 @@ mod tests {
             workers: 2,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         let client = TcpStream::connect(server.addr).await.unwrap();
@@ -612,6 +698,7 @@ mod tests {
             workers: 2,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 100,
         })
         .await;
         let client = TcpStream::connect(server.addr).await.unwrap();
@@ -646,6 +733,7 @@ mod tests {
             workers: 1,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_millis(100),
+            max_connections: 100,
         })
         .await;
         let replies = exchange(server.addr, &EVENT.repeat(5)).await;
