@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use compact_str::CompactString;
 use dashmap::DashMap;
 
 use crate::protocol::{Action, Event};
@@ -22,7 +23,7 @@ pub struct Balances {
     /// The `Arc` is what lets the two be held at different times: a worker clones the user's
     /// `Arc` out of the map, lets go of the shard, and only then locks the balance. Holding a
     /// shard through a risk check would block every other user in that shard.
-    users: DashMap<String, Arc<Mutex<i64>>>,
+    users: DashMap<CompactString, Arc<Mutex<i64>>>,
 }
 
 /// What applying an event did.
@@ -76,7 +77,7 @@ impl Balances {
         }
         // A new user. `entry` locks the shard for writing and looks again, because another
         // worker may have added the same user since our lookup: both then get the same lock.
-        Arc::clone(self.users.entry(user.to_string()).or_default().value())
+        Arc::clone(self.users.entry(CompactString::from(user)).or_default().value())
     }
 }
 
@@ -87,7 +88,7 @@ mod tests {
 
     fn event(user: &str, action: Action, amount: u64) -> Event {
         Event {
-            user: user.to_string(),
+            user: user.into(),
             action,
             amount,
         }
