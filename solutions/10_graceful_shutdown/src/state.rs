@@ -77,7 +77,12 @@ impl Balances {
         }
         // A new user. `entry` locks the shard for writing and looks again, because another
         // worker may have added the same user since our lookup: both then get the same lock.
-        Arc::clone(self.users.entry(CompactString::from(user)).or_default().value())
+        Arc::clone(
+            self.users
+                .entry(CompactString::from(user))
+                .or_default()
+                .value(),
+        )
     }
 }
 
