@@ -178,8 +178,8 @@ struct VerifyArgs {
     /// Grade this already-built server executable instead.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["solution", "path", "all", "previous"])]
     bin: Option<PathBuf>,
-    /// Run only this check of the suite (repeat for several).
-    #[arg(long = "check", value_name = "NAME")]
+    /// Run only this check of the suite, or this production scenario (repeat for several).
+    #[arg(long = "check", visible_alias = "scenario", value_name = "NAME")]
     checks: Vec<String>,
     /// Stop a step at its first failing check.
     #[arg(long)]

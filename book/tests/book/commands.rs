@@ -63,15 +63,33 @@ fn verbs() -> BTreeSet<String> {
         .collect()
 }
 
-/// Every flag (`--long` and `-s`) a help text shows.
+/// Every flag (`--long` and `-s`) a help text shows, its aliases included.
 fn flags_in(help: &str) -> BTreeSet<String> {
     // Only where an option line starts (`  -y, --yes`, `      --all`): a flag quoted in a
     // description is not one of the verb's own.
     let line = Regex::new(r"(?m)^\s+(?:(-[a-zA-Z]),\s+)?(--[a-zA-Z][a-zA-Z-]*)?").unwrap();
-    line.captures_iter(help)
+    let mut flags: BTreeSet<String> = line
+        .captures_iter(help)
         .flat_map(|c| [c.get(1), c.get(2)])
         .flatten()
         .map(|m| m.as_str().to_string())
+        .collect();
+    flags.extend(aliases_in(help).into_keys());
+    flags
+}
+
+/// The aliases a help text shows (`[alias: --scenario]`), each with the flag it stands for.
+fn aliases_in(help: &str) -> BTreeMap<String, String> {
+    let line =
+        Regex::new(r"(?m)^\s+(?:-[a-zA-Z],\s+)?(--[a-zA-Z][a-zA-Z-]*).*\[alias(?:es)?: ([^\]]+)\]")
+            .unwrap();
+    line.captures_iter(help)
+        .flat_map(|c| {
+            let flag = c[1].to_string();
+            c[2].split(", ")
+                .map(|alias| (alias.to_string(), flag.clone()))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -244,6 +262,7 @@ pub fn command_problems(found: &[Found]) -> Vec<String> {
             continue;
         }
         let flags = flags_in(&help);
+        let aliases = aliases_in(&help);
         let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap_or("");
         let takes_step = usage.contains("STEP");
         let mut args = f.args.iter();
@@ -260,6 +279,8 @@ pub fn command_problems(found: &[Found]) -> Vec<String> {
                     ));
                     continue;
                 }
+                // An alias is checked as the flag it stands for.
+                let flag = aliases.get(flag).map_or(flag, String::as_str);
                 let takes_value = Regex::new(&format!(r"{} <[A-Z_]+>", regex::escape(flag)))
                     .unwrap()
                     .is_match(&help);
