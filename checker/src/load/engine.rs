@@ -439,6 +439,10 @@ impl Connection {
                     tally.ok += 1;
                     record(&mut tally.reads, latency);
                 }
+                (_, Seen::Refused) => {
+                    tally.error_replies += 1;
+                    tally.refused_connections += 1;
+                }
                 _ => tally.error_replies += 1,
             }
         });
@@ -533,6 +537,25 @@ mod tests {
         let addr = serve(|_| br#"{"status":"error","reason":"invalid_json"}"#.to_vec());
         let out = run(&plan(addr, Limit::Requests(100)), |_, _| {}).unwrap();
         assert_eq!((out.tally.sent, out.tally.error_replies), (100, 100));
+    }
+
+    #[test]
+    fn refusals_are_counted_apart_from_other_errors() {
+        let addr = serve(|line| {
+            if line.contains(&b'9') {
+                br#"{"status":"error","reason":"too_many_connections"}"#.to_vec()
+            } else {
+                br#"{"status":"accepted"}"#.to_vec()
+            }
+        });
+        let mut p = plan(addr, Limit::Requests(300));
+        p.mix.reads_percent = 0;
+        let out = run(&p, |_, _| {}).unwrap();
+        let t = &out.tally;
+        let seen = (t.accepted, t.error_replies, t.refused_connections);
+        assert!(t.refused_connections > 0, "{seen:?}");
+        assert_eq!(t.refused_connections, t.error_replies, "{seen:?}");
+        assert_eq!(t.accepted + t.error_replies, 300, "{seen:?}");
     }
 
     #[test]

@@ -304,6 +304,8 @@ pub struct Report {
     pub error_replies: u64,
     pub unanswered: u64,
     pub broken_connections: u64,
+    /// Connections turned away with `too_many_connections` (the server's connection limit).
+    pub refused_connections: u64,
     /// Every reply per second, and accepted events per second.
     pub replies_per_s: f64,
     pub accepted_per_s: f64,
@@ -329,6 +331,22 @@ impl Report {
             p.push(format!(
                 "{} errors: {} error replies, {} requests never answered",
                 self.errors, self.error_replies, self.unanswered
+            ));
+        }
+        if self.broken_connections > 0 {
+            p.push(format!(
+                "{} connections could not be opened, or broke",
+                self.broken_connections
+            ));
+        }
+        if self.sent == 0 {
+            p.push("no request was sent".to_string());
+        }
+        if self.refused_connections > 0 {
+            p.push(format!(
+                "{} of {} connections were refused (too_many_connections): the server is at its \
+                 connection limit; use fewer --clients, or give the server a higher --max-connections",
+                self.refused_connections, self.clients
             ));
         }
         if let Some(x) = &self.server_metrics {
@@ -439,6 +457,13 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
         machine::pin_current_thread(cpus)?;
     }
     let addr = target.addr();
+    if let Target::External(_) = target {
+        // A server the checker did not start may not be there at all: say so plainly, rather
+        // than report a run of twenty broken connections.
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).with_context(|| {
+            format!("nothing answers at {addr}: start your server first (or name a step, and the checker starts it)")
+        })?;
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| machine::current_cpus().len())
@@ -557,6 +582,7 @@ pub fn report(
         error_replies: t.error_replies,
         unanswered: t.unanswered,
         broken_connections: t.broken_connections,
+        refused_connections: t.refused_connections,
         replies_per_s: t.answered() as f64 / secs,
         accepted_per_s: t.accepted as f64 / secs,
         latency_us: Latency::of(&all),
@@ -596,10 +622,18 @@ fn print_human(r: &Report, style: Style) {
         r.unanswered,
         r.broken_connections
     );
-    if r.errors > 0 {
+    if r.errors > 0 || r.broken_connections > 0 {
         println!("{}", style.red(&errors));
     } else {
         println!("{errors}");
+    }
+    if r.refused_connections > 0 {
+        let refused = format!(
+            "  limit     {}   connections turned away with too_many_connections: use fewer \
+             --clients, or start the server with a higher --max-connections",
+            n(r.refused_connections)
+        );
+        println!("{}", style.red(&refused));
     }
     println!(
         "  rate      {}   replies/s over {:.2} s ({} accepted/s)",

@@ -16,6 +16,9 @@ pub enum Seen {
     /// `{"status":"ok",...}` (a balance, or step 04's answer to an event), an echoed line, or a
     /// RESP integer, simple string or bulk string.
     Ok,
+    /// `{"status":"error","reason":"too_many_connections"}`: the server turned the connection
+    /// away at its connection limit.
+    Refused,
     /// `{"status":"error",...}`, a RESP error, or a line that is none of the above.
     Error,
 }
@@ -72,8 +75,8 @@ pub fn classify_json(line: &[u8]) -> Seen {
     match line {
         b"{\"status\":\"accepted\"}" => Seen::Accepted,
         b"{\"status\":\"rejected\",\"reason\":\"server_busy\"}" => Seen::Busy,
+        b"{\"status\":\"error\",\"reason\":\"too_many_connections\"}" => Seen::Refused,
         _ if line.starts_with(b"{\"status\":\"ok\"") => Seen::Ok,
-        _ if line.starts_with(b"{\"status\":\"error\"") => Seen::Error,
         _ => classify_json_slowly(line),
     }
 }
@@ -86,6 +89,8 @@ fn classify_json_slowly(line: &[u8]) -> Seen {
         Seen::Error
     } else if has(b"\"server_busy\"") {
         Seen::Busy
+    } else if has(b"\"too_many_connections\"") {
+        Seen::Refused
     } else if has(b"\"error\"") {
         Seen::Error
     } else if has(b"\"accepted\"") {
@@ -122,6 +127,10 @@ mod tests {
                 Seen::Busy,
             ),
             (br#"{"status":"ok","balance":-12}"#, Seen::Ok),
+            (
+                br#"{"status":"error","reason":"too_many_connections"}"#,
+                Seen::Refused,
+            ),
             (br#"{"status":"ok"}"#, Seen::Ok),
             (
                 br#"{"status":"ok","received":3,"processed":2,"dropped":1,"refused":0}"#,
@@ -152,6 +161,14 @@ mod tests {
                 Seen::Busy,
             ),
             (br#"{"balance":5,"status":"ok"}"#, Seen::Ok),
+            (
+                br#"{"status":"error", "reason":"too_many_connections"}"#,
+                Seen::Refused,
+            ),
+            (
+                br#"{"reason":"too_many_connections","status":"error"}"#,
+                Seen::Refused,
+            ),
             (
                 br#"{"reason":"line_too_long","status":"error"}"#,
                 Seen::Error,

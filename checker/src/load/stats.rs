@@ -68,6 +68,9 @@ pub struct Tally {
     pub unanswered: u64,
     /// Connections that could not be opened, or broke.
     pub broken_connections: u64,
+    /// Connections the server turned away at its connection limit (each also counts one
+    /// error reply).
+    pub refused_connections: u64,
     /// Latency of every answered event, and of every answered read.
     pub events: Histogram<u64>,
     pub reads: Histogram<u64>,
@@ -83,6 +86,7 @@ impl Default for Tally {
             error_replies: 0,
             unanswered: 0,
             broken_connections: 0,
+            refused_connections: 0,
             events: histogram(),
             reads: histogram(),
         }
@@ -98,6 +102,7 @@ impl Tally {
         self.error_replies += other.error_replies;
         self.unanswered += other.unanswered;
         self.broken_connections += other.broken_connections;
+        self.refused_connections += other.refused_connections;
         // Both have the same bounds, so adding cannot fail.
         let _ = self.events.add(&other.events);
         let _ = self.reads.add(&other.reads);

@@ -64,3 +64,22 @@ fn load_counts_add_up_and_match_the_server_metrics() {
         );
     }
 }
+
+#[test]
+fn load_says_when_nothing_listens_instead_of_reporting_an_empty_run() {
+    // A port that was free a moment ago, and is closed again.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let r = run(
+        &["load", "--addr", &addr.to_string(), "--duration", "1"],
+        &[],
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    let stderr = r.stderr();
+    assert!(
+        stderr.contains("nothing answers at") && stderr.contains("start your server"),
+        "{}",
+        r.dump()
+    );
+}
