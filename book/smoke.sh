@@ -4,14 +4,18 @@
 #
 #   book/smoke.sh [OUT_DIR]        (default OUT_DIR: target/book-smoke)
 #
-# Needs python3 (for its http.server) and Chromium (Debian: `apt-get install chromium`; another
-# binary can be named with CHROMIUM=...). The book is built with the `mdbook` binary when there is
+# Needs python3 (for its http.server) and Chromium, and installs them with apt-get where they are
+# missing (scripts/install-if-missing); another browser binary can be named with CHROMIUM=.... The book is built with the `mdbook` binary when there is
 # one (`cargo install mdbook --locked`), otherwise with the book's own test, which builds it with
 # mdBook's library. The server is stopped on every way out of this script.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-$root/target/book-smoke}"
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium-browser > /dev/null && ! command -v google-chrome > /dev/null; then
+    "$root/scripts/install-if-missing" chromium chromium
+fi
+"$root/scripts/install-if-missing" python3 python3
 chromium="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)}"
 pages=(introduction.html 05_backpressure.html)
 

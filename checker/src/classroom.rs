@@ -276,7 +276,7 @@ fn open_files() -> Finding {
     Finding {
         what: format!("open files allowed: {soft} (needs {MIN_OPEN_FILES})"),
         ok: soft >= MIN_OPEN_FILES,
-        fix: format!("raise the limit in this shell with `ulimit -n {MIN_OPEN_FILES}` (add it to your shell's startup file to keep it)"),
+        fix: format!("the checker already raised its own limit as far as this system allows; raise the hard limit in the shell that runs it with `ulimit -n {MIN_OPEN_FILES}` (as root if it refuses; `nofile` in /etc/security/limits.conf keeps it)"),
     }
 }
 

@@ -214,6 +214,7 @@ pub fn invocation() -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    server::raise_open_files();
     // A panic inside a check is caught and reported with the check; print nothing for it here.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

@@ -434,6 +434,19 @@ pub fn todo_location(stderr: &str) -> Option<String> {
     })
 }
 
+/// Raises this process's limit on open files to the most it is allowed (its hard limit). Many
+/// systems start a shell at 1 024 open files while allowing far more, and the checker needs
+/// more: `connections_2000` opens 2 000 sockets, `bench idle` 10 000, and every server it starts
+/// inherits the limit. (`checker doctor` reports the limit as it is after this.)
+pub fn raise_open_files() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

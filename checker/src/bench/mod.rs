@@ -127,9 +127,6 @@ pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
         bins,
         machine: Machine::this(),
     };
-    // Raise the open-file limit as far as allowed: the idle scenario opens thousands of
-    // sockets, and the servers it starts inherit the limit.
-    raise_open_files();
     let out = if args.out.is_absolute() {
         args.out.clone()
     } else {
@@ -160,13 +157,6 @@ pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
         started.elapsed().as_secs_f64()
     );
     Ok(0)
-}
-
-fn raise_open_files() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! that a learner's own edits in `exercises/` can never make these tests fail. The scratch
 //! exercises are made by `checker reset --all`, from the solutions and the checker's holes.
 
-use crate::util::{copy_dir, one_at_a_time, root};
+use crate::util::{copy_dir, names, one_at_a_time, root};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -73,19 +73,12 @@ fn run_ok(kit: &Path, args: &[&str], code: i32) -> String {
 
 /// The checks step `n` adds to the step before it.
 fn new_checks(n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(root().join("checker/steps.toml")).unwrap();
-    let table: toml::Table = toml::from_str(&text).unwrap();
-    let steps = table["step"].as_array().unwrap();
-    let names = |i: usize| -> Vec<String> {
-        steps[i]["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap().to_string())
-            .collect()
+    let before = if n > 1 {
+        names(n - 1, "checks")
+    } else {
+        Vec::new()
     };
-    let before = if n > 1 { names(n - 2) } else { Vec::new() };
-    names(n - 1)
+    names(n, "checks")
         .into_iter()
         .filter(|c| !before.contains(c))
         .collect()

@@ -89,14 +89,28 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
-/// The slug of step `n` (1-based), read from the catalogue the checker ships.
-pub fn slug(n: usize) -> String {
+/// Step `n` (1-based) as the catalogue the checker ships describes it (`checker/steps.toml`).
+pub fn step_entry(n: usize) -> toml::Value {
     let text = std::fs::read_to_string(root().join("checker/steps.toml")).unwrap();
     let table: toml::Table = toml::from_str(&text).unwrap();
-    table["step"].as_array().unwrap()[n - 1]["slug"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    table["step"].as_array().unwrap()[n - 1].clone()
+}
+
+/// The slug of step `n` (1-based).
+pub fn slug(n: usize) -> String {
+    step_entry(n)["slug"].as_str().unwrap().to_string()
+}
+
+/// The names in one list of step `n`'s catalogue entry: `checks` or `production` (empty when
+/// the step has no such list).
+pub fn names(n: usize, list: &str) -> Vec<String> {
+    step_entry(n)
+        .get(list)
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Copies a source tree (without `target/` folders), passing each file's text through `edit`.
