@@ -194,12 +194,13 @@ struct Finding {
 }
 
 pub fn doctor(root: &Path, style: Style) -> Result<u8> {
+    let rustc = Rustc::ask();
     let findings = vec![
-        rust_version(),
+        rust_version(&rustc),
         loopback(),
         default_port(),
         open_files(),
-        offline(root),
+        offline(root, rustc.host.as_deref()),
     ];
     let mut bad = 0;
     for f in &findings {
@@ -224,12 +225,34 @@ pub fn doctor(root: &Path, style: Style) -> Result<u8> {
     }
 }
 
-fn rust_version() -> Finding {
-    let out = Command::new("rustc").arg("--version").output();
-    let text = out
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
+/// What `rustc -vV` says of itself: its version line, and the platform it builds for.
+struct Rustc {
+    /// `rustc 1.95.0 (59807616e 2026-04-14)`, or empty when there is no rustc.
+    version: String,
+    /// `x86_64-unknown-linux-gnu`.
+    host: Option<String>,
+}
+
+impl Rustc {
+    fn ask() -> Rustc {
+        let text = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        Rustc {
+            version: text.lines().next().unwrap_or("").to_string(),
+            host: text
+                .lines()
+                .find_map(|l| l.strip_prefix("host: "))
+                .map(str::to_string),
+        }
+    }
+}
+
+fn rust_version(rustc: &Rustc) -> Finding {
+    let text = &rustc.version;
     let version = text.split_whitespace().nth(1).unwrap_or("");
     let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
@@ -280,10 +303,16 @@ fn open_files() -> Finding {
     }
 }
 
-fn offline(root: &Path) -> Finding {
+fn offline(root: &Path, host: Option<&str>) -> Finding {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["fetch", "--offline", "--locked"])
+    let mut command = Command::new(cargo);
+    command.args(["fetch", "--offline", "--locked"]);
+    // Only what this machine builds: a build downloads no crate for other platforms (the
+    // Windows ones, say), and a plain fetch would ask for them all.
+    if let Some(host) = host {
+        command.args(["--target", host]);
+    }
+    let out = command
         .current_dir(root)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
