@@ -316,6 +316,13 @@ async fn handle_connection(
     let mut lines = LineReader::new();
     // Replies owed to the client, not yet written to the socket.
     let mut out = Vec::new();
+    // ANCHOR: stop_future
+    // The shutdown signal, as one future for the whole connection. Polled again each time round
+    // the loop, it keeps its place among the broadcast's waiters; a fresh `shutdown.recv()` per
+    // round would join the waiters and leave them again (a lock each) for every read.
+    let stop = shutdown.recv();
+    tokio::pin!(stop);
+    // ANCHOR_END: stop_future
 
     let deadline = loop {
         // Answer every complete line already buffered. This does no I/O, so a client that
@@ -336,7 +343,7 @@ async fn handle_connection(
         // Every line read so far has been answered and flushed just above.
         tokio::select! {
             biased;
-            deadline = shutdown.recv() => break deadline,
+            deadline = &mut stop => break deadline,
             read = lines.fill(&mut reader) => {
                 if read? == 0 {
                     // The client closed its side, and every complete line has been answered.
