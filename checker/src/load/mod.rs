@@ -54,24 +54,24 @@ pub struct LoadArgs {
     #[arg(long, value_enum, value_name = "WIRE")]
     pub wire: Option<Wire>,
     /// Connections.
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = at_least_one)]
     pub clients: usize,
     /// Requests outstanding per connection (pipelining). Default: 1 in a closed loop; in an
     /// open loop, the most one connection may have outstanding (default 1024).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub in_flight: Option<usize>,
     /// Open loop: send this many requests per second in all, whatever the server does.
     /// Without it: a closed loop, each reply making room for the next request.
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, value_name = "RATE", value_parser = positive)]
     pub rate: Option<f64>,
     /// Seconds to send for (default 5, unless --events is given).
-    #[arg(long, value_name = "SECS", conflicts_with = "events")]
+    #[arg(long, value_name = "SECS", conflicts_with = "events", value_parser = positive)]
     pub duration: Option<f64>,
     /// Requests to send in all, then stop.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub events: Option<u64>,
     /// Distinct users the requests are spread over.
-    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = at_least_one)]
     pub users: usize,
     /// Percentage of requests that are balance reads (from step 06).
     #[arg(long, value_name = "PERCENT", default_value_t = 0,
@@ -79,13 +79,13 @@ pub struct LoadArgs {
     pub reads: u8,
     /// Load threads, each with its own single-threaded runtime (default: one per CPU the load
     /// generator may use).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
     pub threads: Option<usize>,
     /// Pin the load generator to these CPUs (as `taskset -c`: 1, 2-3, 0,2).
     #[arg(long, value_name = "CPUS")]
     pub client_cpus: Option<String>,
     /// Pin the server the checker starts to these CPUs.
-    #[arg(long, value_name = "CPUS")]
+    #[arg(long, value_name = "CPUS", conflicts_with = "addr")]
     pub server_cpus: Option<String>,
     /// Passed to the server: worker threads.
     #[arg(long, value_name = "N")]
@@ -103,6 +103,33 @@ pub struct LoadArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// A count that must be at least 1 (`--clients 0` is a mistake, not a request for nothing).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A rate or a duration: a finite number above zero.
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        Ok(_) => Err("must be a number above 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The server flags `checker load` passes through, and the step that introduces each: an
+/// earlier step's server would refuse to start with it.
+const SERVER_FLAGS: [(&str, usize); 4] = [
+    ("--work-us", 4),
+    ("--queue-capacity", 5),
+    ("--workers", 6),
+    ("--hold-us", 7),
+];
 
 /// What the load ran against.
 pub enum Target {
@@ -176,11 +203,14 @@ pub fn start_pinned<T>(cpus: Option<&[usize]>, start: impl FnOnce() -> Result<T>
 
 /// Starts `bin` with `flags` (after `--addr 127.0.0.1:0`) as the checker's checks do.
 pub fn start_server(bin: &Path, flags: &[String]) -> Result<Server> {
-    Server::start(bin, flags, &Transcript::default()).map_err(|f| {
+    let log = Transcript::default();
+    Server::start(bin, flags, &log).map_err(|f| {
+        // The command line and what the server printed before it gave up usually say why.
         anyhow::anyhow!(
-            "the server did not start: {}{}",
+            "the server did not start: {}{}\n{}",
             f.message,
-            f.got.map(|g| format!(" (got {g})")).unwrap_or_default()
+            f.got.map(|g| format!(" (got {g})")).unwrap_or_default(),
+            log.render(12).join("\n")
         )
     })
 }
@@ -415,15 +445,21 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
         .map(machine::parse_cpus)
         .transpose()?;
     let mut flags = Vec::new();
-    for (flag, value) in [
-        ("--workers", args.workers),
-        ("--queue-capacity", args.queue_capacity),
-        ("--work-us", args.work_us),
-        ("--hold-us", args.hold_us),
-    ] {
-        if let Some(v) = value {
-            flags.extend([flag.to_string(), v.to_string()]);
+    let values = [
+        args.work_us,
+        args.queue_capacity,
+        args.workers,
+        args.hold_us,
+    ];
+    for ((flag, since), value) in SERVER_FLAGS.into_iter().zip(values) {
+        let Some(v) = value else { continue };
+        if let Some(s) = step.filter(|s| !s.at_least(since)) {
+            bail!(
+                "{}'s server has no {flag} (it comes at step {since:02}): drop {flag}",
+                s.label()
+            );
         }
+        flags.extend([flag.to_string(), v.to_string()]);
     }
     if !flags.is_empty() && step.is_none() {
         bail!(
@@ -467,10 +503,12 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
     let threads = args
         .threads
         .unwrap_or_else(|| machine::current_cpus().len())
-        .clamp(1, args.clients.max(1));
+        .clamp(1, args.clients);
     let limit = match (args.events, args.duration) {
         (Some(n), _) => Limit::Requests(n),
-        (None, d) => Limit::Time(Duration::from_secs_f64(d.unwrap_or(5.0).max(0.01))),
+        (None, d) => Limit::Time(
+            Duration::try_from_secs_f64(d.unwrap_or(5.0)).context("--duration is too long")?,
+        ),
     };
     let in_flight = args
         .in_flight
@@ -478,12 +516,12 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
     let plan = Plan {
         addr,
         wire,
-        clients: args.clients.max(1),
+        clients: args.clients,
         in_flight,
         rate: args.rate,
         limit,
         mix: Mix {
-            users: args.users.max(1),
+            users: args.users,
             reads_percent: args.reads,
             ..Mix::default()
         },

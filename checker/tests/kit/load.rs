@@ -83,3 +83,27 @@ fn load_says_when_nothing_listens_instead_of_reporting_an_empty_run() {
         r.dump()
     );
 }
+
+#[test]
+fn load_refuses_flags_the_step_does_not_have_and_counts_of_zero() {
+    // Step 05's server has no workers: it would refuse to start. The checker says so first,
+    // without building anything.
+    let r = run(&["load", "05", "--solution", "--workers", "4"], &[]);
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr().contains("no --workers (it comes at step 06)"),
+        "{}",
+        r.dump()
+    );
+    for (flag, value) in [
+        ("--clients", "0"),
+        ("--users", "0"),
+        ("--in-flight", "0"),
+        ("--events", "0"),
+        ("--rate", "0"),
+    ] {
+        let r = run(&["load", "--echo", flag, value], &[]);
+        assert_eq!(r.code(), Some(2), "{flag} {value}: {}", r.dump());
+        assert!(r.stderr().contains(flag), "{flag} {value}: {}", r.dump());
+    }
+}
