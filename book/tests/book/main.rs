@@ -1,7 +1,7 @@
 //! The book's tests: it builds, its links and anchors resolve, its includes point at code that
 //! exists, its Rust snippets are either compiled (as doctests, see `doctest/build.rs`) or say why
-//! not, every `checker` command it shows is one the checker accepts, and every step of
-//! `checker/steps.toml` has its chapter. One test binary, one module per concern.
+//! not, every `checker` command it shows is one the checker accepts, every step of
+//! `checker/steps.toml` has its chapter, and every chapter its graph. One test binary, one module per concern.
 
 #[path = "../../doctest/markdown.rs"]
 mod markdown;
@@ -21,3 +21,5 @@ mod snippets;
 mod commands;
 // The ten chapters follow `checker/steps.toml` and `checker/skeletons.toml`.
 mod chapters;
+// Every chapter shows its graph from `checker bench`, and every graph names its machine.
+mod graphs;
