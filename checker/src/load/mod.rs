@@ -336,8 +336,10 @@ pub struct Report {
     pub broken_connections: u64,
     /// Connections turned away with `too_many_connections` (the server's connection limit).
     pub refused_connections: u64,
-    /// Every reply per second, and accepted events per second.
+    /// Every reply per second; events answered (accepted or rejected) per second; accepted
+    /// events per second.
     pub replies_per_s: f64,
+    pub events_per_s: f64,
     pub accepted_per_s: f64,
     /// Latency of every reply, of events, and of reads, in microseconds.
     pub latency_us: Latency,
@@ -622,6 +624,7 @@ pub fn report(
         broken_connections: t.broken_connections,
         refused_connections: t.refused_connections,
         replies_per_s: t.answered() as f64 / secs,
+        events_per_s: (t.accepted + t.rejected) as f64 / secs,
         accepted_per_s: t.accepted as f64 / secs,
         latency_us: Latency::of(&all),
         event_latency_us: Latency::of(&t.events),
@@ -674,9 +677,10 @@ fn print_human(r: &Report, style: Style) {
         println!("{}", style.red(&refused));
     }
     println!(
-        "  rate      {}   replies/s over {:.2} s ({} accepted/s)",
+        "  rate      {}   replies/s over {:.2} s ({} events/s, {} accepted/s)",
         n(r.replies_per_s as u64),
         r.elapsed_s,
+        thousands(r.events_per_s as u64),
         thousands(r.accepted_per_s as u64)
     );
     let lat = |name: &str, l: &Latency| {
@@ -789,6 +793,8 @@ mod tests {
             "ok",
             "errors",
             "replies_per_s",
+            "events_per_s",
+            "accepted_per_s",
             "latency_us",
             "server_metrics",
             "machine",
@@ -800,6 +806,8 @@ mod tests {
         }
         assert_eq!(v["errors"], 1);
         assert_eq!(v["replies_per_s"], 5.0);
+        assert_eq!(v["events_per_s"], 4.5);
+        assert_eq!(v["accepted_per_s"], 3.5);
         assert_eq!(v["mode"], "closed");
         for p in ["p50", "p90", "p99", "p99_9", "max"] {
             assert!(v["latency_us"].get(p).is_some(), "no latency {p}");
