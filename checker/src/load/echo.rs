@@ -93,6 +93,13 @@ impl EchoServer {
     }
 }
 
+impl EchoServer {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for EchoServer {
     fn drop(&mut self) {
         kill_group(&mut self.child);

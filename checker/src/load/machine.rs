@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
 use serde::Serialize;
+use std::time::Duration;
 
 /// What every report and graph says about where it was measured.
 #[derive(Clone, Debug, Serialize)]
@@ -101,6 +102,35 @@ pub fn current_cpus() -> Vec<usize> {
 /// The resident set of a process, in KiB (the checker reads it the same way everywhere).
 pub use crate::server::rss_kib;
 
+/// CPU time this process has used so far, every thread together (ended ones too).
+pub fn cpu_time_self() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let tv = |t: nix::sys::time::TimeVal| {
+                Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+            };
+            tv(u.user_time()) + tv(u.system_time())
+        })
+        .unwrap_or_default()
+}
+
+/// CPU time the live threads of process `pid` have used so far, from Linux's
+/// `/proc/PID/task/*/schedstat` (nanoseconds); `None` where that cannot be read.
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    let mut nanos = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        nanos += schedstat_nanos(&text)?;
+    }
+    Some(Duration::from_nanos(nanos))
+}
+
+/// The first field of a `schedstat` file: nanoseconds spent on a CPU.
+fn schedstat_nanos(text: &str) -> Option<u64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +153,17 @@ mod tests {
             Some("Intel(R) Xeon(R) Processor @ 2.80GHz")
         );
         assert_eq!(cpu_model("processor: 0\n"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_read_for_this_process() {
+        assert_eq!(schedstat_nanos("123456 789 10\n"), Some(123_456));
+        assert_eq!(schedstat_nanos(""), None);
+        // Any process that has got this far has used some CPU.
+        assert!(cpu_time_self() > Duration::ZERO);
+        if std::path::Path::new("/proc/self/schedstat").exists() {
+            assert!(cpu_time_of(std::process::id()).is_some_and(|t| t > Duration::ZERO));
+        }
+        assert_eq!(cpu_time_of(u32::MAX), None);
     }
 }

@@ -122,6 +122,10 @@ fn positive(text: &str) -> Result<f64, String> {
     }
 }
 
+/// How busy the load generator may be (of its CPUs) before the report warns that it, not the
+/// server, may have set the pace.
+const LOAD_BUSY: f64 = 0.9;
+
 /// The server flags `checker load` passes through, and the step that introduces each: an
 /// earlier step's server would refuse to start with it.
 const SERVER_FLAGS: [(&str, usize); 4] = [
@@ -151,6 +155,15 @@ impl Target {
             Target::Step { server, .. } => server.addr,
             Target::Echo(e) => e.addr,
             Target::External(a) => *a,
+        }
+    }
+
+    /// The server's process, where the checker started it.
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Target::Step { server, .. } => Some(server.pid().as_raw() as u32),
+            Target::Echo(e) => Some(e.pid()),
+            Target::External(_) => None,
         }
     }
 
@@ -343,6 +356,8 @@ pub struct Report {
     pub accepted_per_s: f64,
     /// Latency of every reply, of events, and of reads, in microseconds.
     pub latency_us: Latency,
+    /// CPU used during the run by the load generator and the server.
+    pub cpu: CpuUse,
     pub event_latency_us: Latency,
     pub read_latency_us: Latency,
     /// From step 09 on (or any server that answers metrics requests).
@@ -537,7 +552,22 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
         eprintln!("{}", style.bold(&format!("load · {}", target.describe())));
         eprintln!("  {}", describe_plan(&plan));
     }
+    // CPU time used during the run, by the load generator and by the server: whether either
+    // one was the limit.
+    let server_pid = target.pid();
+    let server_before = server_pid.and_then(machine::cpu_time_of);
+    let (load_before, started) = (machine::cpu_time_self(), Instant::now());
     let outcome = measure(&plan, args.json)?;
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let percent = |cpu: Duration| 100.0 * cpu.as_secs_f64() / wall;
+    let cpu = CpuUse {
+        load_percent: percent(machine::cpu_time_self().saturating_sub(load_before)),
+        load_cpus: plan.threads.min(machine::current_cpus().len()).max(1),
+        server_percent: server_before.and_then(|before| {
+            let after = machine::cpu_time_of(server_pid?)?;
+            Some(percent(after.saturating_sub(before)))
+        }),
+    };
     let cross = before.and_then(|b| {
         let after = idle_metrics(addr, Duration::from_secs(10))?;
         Some(CrossCheck::new(
@@ -547,7 +577,7 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
             outcome.tally.rejected,
         ))
     });
-    let report = report(&plan, &target, flags, &outcome, cross);
+    let report = report(&plan, &target, flags, &outcome, cross, cpu);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -578,6 +608,25 @@ fn describe_plan(plan: &Plan) -> String {
     )
 }
 
+/// The CPU a run used, each side in percent of one CPU (200 is two CPUs' worth).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct CpuUse {
+    /// The load generator: every thread of the checker during the run.
+    pub load_percent: f64,
+    /// How many CPUs the load generator could keep busy: its threads, or the CPUs it may run
+    /// on if fewer.
+    pub load_cpus: usize,
+    /// The server, where the checker started it (and Linux says).
+    pub server_percent: Option<f64>,
+}
+
+impl CpuUse {
+    /// How busy the load generator was, 0 to 1: near 1, it may be what limited the run.
+    pub fn load_busy(&self) -> f64 {
+        self.load_percent / 100.0 / self.load_cpus as f64
+    }
+}
+
 /// The report of a finished run.
 pub fn report(
     plan: &Plan,
@@ -585,6 +634,7 @@ pub fn report(
     server_flags: Vec<String>,
     outcome: &engine::Outcome,
     server_metrics: Option<CrossCheck>,
+    cpu: CpuUse,
 ) -> Report {
     let t = &outcome.tally;
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
@@ -627,6 +677,7 @@ pub fn report(
         events_per_s: (t.accepted + t.rejected) as f64 / secs,
         accepted_per_s: t.accepted as f64 / secs,
         latency_us: Latency::of(&all),
+        cpu,
         event_latency_us: Latency::of(&t.events),
         read_latency_us: Latency::of(&t.reads),
         server_metrics,
@@ -683,6 +734,24 @@ fn print_human(r: &Report, style: Style) {
         thousands(r.events_per_s as u64),
         thousands(r.accepted_per_s as u64)
     );
+    let server = match r.cpu.server_percent {
+        Some(p) => format!(" · server {p:.0}% of one CPU"),
+        None => String::new(),
+    };
+    println!(
+        "  cpu       load generator {:.0}% of its {} CPU(s){server}",
+        100.0 * r.cpu.load_busy(),
+        r.cpu.load_cpus
+    );
+    if r.cpu.load_busy() >= LOAD_BUSY {
+        println!(
+            "{}",
+            style.yellow(
+                "            the load generator was nearly always busy: it may be what limited \
+                 this run. Give it more CPUs (--client-cpus, --threads) to be sure."
+            )
+        );
+    }
     let lat = |name: &str, l: &Latency| {
         if l.count > 0 {
             println!(
@@ -784,7 +853,19 @@ mod tests {
             threads: 1,
             patience: Duration::from_secs(1),
         };
-        let r = report(&plan, &Target::External(plan.addr), vec![], &outcome, None);
+        let cpu = CpuUse {
+            load_percent: 150.0,
+            load_cpus: 2,
+            server_percent: None,
+        };
+        let r = report(
+            &plan,
+            &Target::External(plan.addr),
+            vec![],
+            &outcome,
+            None,
+            cpu,
+        );
         let v = serde_json::to_value(&r).unwrap();
         for key in [
             "sent",
@@ -809,6 +890,10 @@ mod tests {
         assert_eq!(v["events_per_s"], 4.5);
         assert_eq!(v["accepted_per_s"], 3.5);
         assert_eq!(v["mode"], "closed");
+        assert_eq!(v["cpu"]["load_percent"], 150.0);
+        assert_eq!(v["cpu"]["load_cpus"], 2);
+        assert!(v["cpu"]["server_percent"].is_null());
+        assert_eq!(r.cpu.load_busy(), 0.75);
         for p in ["p50", "p90", "p99", "p99_9", "max"] {
             assert!(v["latency_us"].get(p).is_some(), "no latency {p}");
         }

@@ -42,6 +42,27 @@ fn load_counts_add_up_and_match_the_server_metrics() {
         r.dump()
     );
 
+    // Both sides' CPU is measured: the load generator's always, the server's because the
+    // checker started it (on Linux, which the kit runs on).
+    let cpu = &v["cpu"];
+    assert!(
+        cpu["load_percent"].as_f64().is_some_and(|p| p > 0.0),
+        "no CPU for the load generator{}",
+        r.dump()
+    );
+    assert!(
+        cpu["load_cpus"].as_u64().is_some_and(|n| n >= 1),
+        "{}",
+        r.dump()
+    );
+    if std::path::Path::new("/proc/self/schedstat").exists() {
+        assert!(
+            cpu["server_percent"].as_f64().is_some_and(|p| p > 0.0),
+            "no CPU for the server{}",
+            r.dump()
+        );
+    }
+
     // Step 10 has metrics: the checker read them before and after, and they agree.
     let m = &v["server_metrics"];
     assert!(m.is_object(), "no server metrics in the report{}", r.dump());
