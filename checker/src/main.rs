@@ -218,6 +218,12 @@ fn main() -> ExitCode {
     // A panic inside a check is caught and reported with the check; print nothing for it here.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if is_broken_pipe(info) {
+            // Whoever read our output has gone (`checker diff 03 | head`, or `less` closed):
+            // not an error of the checker's. Stop every child, and leave quietly.
+            server::kill_all_live();
+            std::process::exit(0);
+        }
         if !std::thread::current()
             .name()
             .is_some_and(|n| n.starts_with(check::CHECK_THREAD))
@@ -238,6 +244,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Whether a panic is `println!` or `eprintln!` failing because the reader of our output closed
+/// its end of the pipe.
+fn is_broken_pipe(info: &std::panic::PanicHookInfo) -> bool {
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or_default();
+    message.starts_with("failed printing to std") && message.contains("Broken pipe")
 }
 
 /// The step named on the command line, or the learner's current one.

@@ -448,3 +448,25 @@ fn solution_names_the_reference_and_how_to_compare() {
         .code(2)
         .stderr(predicate::str::contains("there is no step \"42\""));
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    // `checker verify 01 --solution | head -1` once `head` has gone. The read end is closed
+    // before the checker starts, so its first write to stdout meets a broken pipe, whatever
+    // the timing. (Its children are stopped on that path by the same call as on Ctrl+C.)
+    for args in [&["verify", "01", "--solution"][..], &["diff", "01"]] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = checker(args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("the checker runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked"),
+            "checker {args:?} panicked on a closed pipe:\n{stderr}"
+        );
+        assert_eq!(out.status.code(), Some(0), "checker {args:?}: {stderr}");
+    }
+}
