@@ -6,7 +6,7 @@ use crate::server;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -53,19 +53,43 @@ pub enum Profile {
     Release,
 }
 
-/// Builds the crates in `dirs` (inside the workspace at `root`, or anywhere else) and returns
-/// the executable of each crate that built. A crate missing from the map failed to build;
-/// cargo has already shown why.
-pub fn build(root: &Path, dirs: &[PathBuf]) -> Result<HashMap<PathBuf, PathBuf>> {
+/// What a build gave: the executable of each crate that built, and cargo's first error if any.
+#[derive(Debug, Default)]
+pub struct Built {
+    exes: HashMap<PathBuf, PathBuf>,
+    /// The first compiler error (its `error` line and where it is), for a report that goes
+    /// somewhere cargo's own output does not (JSON, a hint given later).
+    first_error: Option<String>,
+}
+
+impl Built {
+    /// The executable built from the crate in `dir`, if it built.
+    pub fn get(&self, dir: &Path) -> Option<PathBuf> {
+        let dir = dir.canonicalize().ok()?;
+        self.exes.get(&dir).cloned()
+    }
+
+    /// Why the crate `shown` has no executable, with the compiler's first error.
+    pub fn failure(&self, shown: &str) -> String {
+        match &self.first_error {
+            Some(error) => format!(
+                "the build of {shown} failed: {error} (cargo's full output is on stderr); fix it and run the checker again"
+            ),
+            None => format!(
+                "the build of {shown} failed (cargo's output is on stderr): fix it and run the checker again"
+            ),
+        }
+    }
+}
+
+/// Builds the crates in `dirs` (inside the workspace at `root`, or anywhere else). A crate
+/// without an executable in the result failed to build; cargo has already shown why.
+pub fn build(root: &Path, dirs: &[PathBuf]) -> Result<Built> {
     build_with(root, dirs, Profile::Dev)
 }
 
 /// [`build`], with the profile chosen.
-pub fn build_with(
-    root: &Path,
-    dirs: &[PathBuf],
-    profile: Profile,
-) -> Result<HashMap<PathBuf, PathBuf>> {
+pub fn build_with(root: &Path, dirs: &[PathBuf], profile: Profile) -> Result<Built> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut inside = Vec::new();
     let mut outside = Vec::new();
@@ -79,7 +103,7 @@ pub fn build_with(
             outside.push(dir);
         }
     }
-    let mut built = HashMap::new();
+    let mut built = Built::default();
     if !inside.is_empty() {
         let mut args = vec!["build".to_string(), "--keep-going".into()];
         if profile == Profile::Release {
@@ -109,12 +133,21 @@ fn run_cargo(
     cargo: &std::ffi::OsStr,
     cwd: &Path,
     args: &[String],
-    built: &mut HashMap<PathBuf, PathBuf>,
+    built: &mut Built,
 ) -> Result<()> {
+    // The compiler's messages come as JSON, each with its text already rendered (in colour for
+    // a terminal): the checker prints them as cargo would, and keeps the first error for
+    // reports that cargo's own output does not reach. Cargo's progress goes to stderr as usual.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let format = if colour {
+        "--message-format=json-diagnostic-rendered-ansi"
+    } else {
+        "--message-format=json"
+    };
     let mut command = Command::new(cargo);
     command
         .args(args)
-        .arg("--message-format=json-render-diagnostics")
+        .arg(format)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -131,6 +164,16 @@ fn run_cargo(
         let Ok(msg) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        if msg["reason"] == "compiler-message" {
+            let message = &msg["message"];
+            if let Some(text) = message["rendered"].as_str() {
+                let _ = write!(std::io::stderr(), "{text}");
+            }
+            if built.first_error.is_none() && message["level"] == "error" {
+                built.first_error = Some(describe_error(message));
+            }
+            continue;
+        }
         if msg["reason"] != "compiler-artifact" {
             continue;
         }
@@ -140,10 +183,36 @@ fn run_cargo(
             continue;
         };
         if let Some(dir) = Path::new(manifest).parent() {
-            built.insert(dir.to_path_buf(), PathBuf::from(exe));
+            built.exes.insert(dir.to_path_buf(), PathBuf::from(exe));
         }
     }
     // Which crates built is told by the executables that appeared; cargo has printed the rest.
     server::reap(&mut child);
     Ok(())
+}
+
+/// `error[E0308]: mismatched types at src/lib.rs:63:22`: a compiler error in one line.
+fn describe_error(message: &Value) -> String {
+    let code = message["code"]["code"]
+        .as_str()
+        .map(|c| format!("[{c}]"))
+        .unwrap_or_default();
+    let text = message["message"].as_str().unwrap_or("(no message)");
+    let spans = message["spans"].as_array();
+    let span = spans.and_then(|s| {
+        s.iter()
+            .find(|s| s["is_primary"] == true)
+            .or_else(|| s.first())
+    });
+    let place = span
+        .map(|s| {
+            format!(
+                " at {}:{}:{}",
+                s["file_name"].as_str().unwrap_or("?"),
+                s["line_start"],
+                s["column_start"]
+            )
+        })
+        .unwrap_or_default();
+    format!("error{code}: {text}{place}")
 }

@@ -131,7 +131,7 @@ impl Ctx {
     }
 
     /// Adds what the servers reveal to a failure: an exit or crash, or a `todo!()` hit.
-    fn diagnose(&mut self, mut f: Failure) -> Failure {
+    pub fn diagnose(&mut self, mut f: Failure) -> Failure {
         // A panic message reaches the checker through a pipe, a moment after the panic closed
         // the connection that made the check fail: give it a moment to arrive.
         let todo = poll(

@@ -9,7 +9,7 @@ use crate::failure::Outcome;
 use crate::report::Style;
 use crate::steps::{s05_backpressure::burst, s06_worker_threads::drain_time};
 use crate::{build, fail};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use std::io::Write;
@@ -45,11 +45,9 @@ pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> R
     let dir = root.join(&rel);
     let built = build::build(root, std::slice::from_ref(&dir))
         .with_context(|| format!("building {rel}"))?;
-    let bin = dir
-        .canonicalize()
-        .ok()
-        .and_then(|d| built.get(&d).cloned())
-        .with_context(|| format!("the build of {rel} failed (cargo's errors are above)"))?;
+    let Some(bin) = built.get(&dir) else {
+        bail!("{}", built.failure(&rel));
+    };
     println!(
         "{}\n",
         style.bold(&format!(
@@ -79,6 +77,8 @@ pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> R
             Ok(0)
         }
         Err(f) => {
+            // The same diagnosis as `verify`: a todo!() hit or a crash says so plainly.
+            let f = ctx.diagnose(f);
             println!("\n{} {}", style.red("the demo stopped:"), f.message);
             if let Some(h) = f.hint {
                 println!("{} {h}", style.yellow("hint:"));
@@ -98,12 +98,17 @@ fn waiting_room(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     let asked = Instant::now();
     second.send(b"hello\n")?;
     n.say("client B connects and sends \"hello\"");
-    if second.recv_raw_within(Duration::from_millis(1500)).is_ok() {
-        n.say(&format!(
-            "client B got its echo after {} ms: nobody waits for anybody",
-            asked.elapsed().as_millis()
-        ));
-        return Ok(());
+    match second.recv_raw_within(Duration::from_millis(1500)) {
+        Ok(_) => {
+            n.say(&format!(
+                "client B got its echo after {} ms: nobody waits for anybody",
+                asked.elapsed().as_millis()
+            ));
+            return Ok(());
+        }
+        // Not a wait but a failure (the connection closed, the server crashed): say that.
+        Err(f) if asked.elapsed() < Duration::from_millis(1400) => return Err(f),
+        Err(_) => {}
     }
     n.say("client B has waited 1.5 s and heard nothing: the server is still busy with A");
     drop(first);

@@ -5,7 +5,7 @@ use crate::check::{self, CheckResult, Target};
 use crate::progress::Progress;
 use crate::report::{self, StepOutcome, StepReport, Style};
 use crate::{build, steps};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
 /// What to grade and how to show it.
@@ -68,6 +68,16 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
             bail!("there is no check named {name:?}: `checker steps` lists them");
         }
     }
+    // A server executable that is not there would fail every check the same way.
+    if let Source::Binary(bin) = &req.source {
+        if !bin.is_file() {
+            bail!(
+                "{} is not a file: build your server first (`cargo build --release` gives \
+                 target/release/NAME), or name it right",
+                bin.display()
+            );
+        }
+    }
     // Decide what each step grades, then build every crate in one cargo run.
     let plan: Vec<(&'static Step, Result<PathBuf, String>, bool)> = req
         .steps
@@ -115,10 +125,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
             Err(e) => (step.exercise_dir(), Err(e)),
             Ok(bin) if is_binary => (bin.display().to_string(), Ok(bin)),
             Ok(dir) => {
-                let exe = dir.canonicalize().ok().and_then(|d| built.get(&d).cloned());
-                let bin = exe.ok_or_else(|| {
-                    format!("the build of {} failed (cargo's errors are above): fix them and run the checker again", shown(&dir))
-                });
+                let bin = built.get(&dir).ok_or_else(|| built.failure(&shown(&dir)));
                 (shown(&dir), bin)
             }
         };
@@ -211,13 +218,8 @@ pub fn executable(root: &Path, step: &Step, source: &Source) -> Result<PathBuf> 
         Source::Exercise => root.join(step.exercise_dir()),
     };
     let built = build::build(root, std::slice::from_ref(&dir))?;
-    dir.canonicalize()
-        .ok()
-        .and_then(|d| built.get(&d).cloned())
-        .with_context(|| {
-            format!(
-                "the build of {} failed (cargo's errors are above)",
-                dir.display()
-            )
-        })
+    let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();
+    built
+        .get(&dir)
+        .ok_or_else(|| anyhow::anyhow!("{}", built.failure(&shown)))
 }

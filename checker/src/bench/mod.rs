@@ -110,17 +110,15 @@ pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
         .map(|&n| root.join(catalog::steps()[n - 1].solution_dir()))
         .collect();
     let built = if dirs.is_empty() {
-        HashMap::new()
+        build::Built::default()
     } else {
         build::build_with(root, &dirs, build::Profile::Release)?
     };
     let mut bins = HashMap::new();
     for (&n, dir) in steps.iter().zip(&dirs) {
-        let exe = dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| built.get(&d).cloned())
-            .with_context(|| format!("the build of {} failed", dir.display()))?;
+        let exe = built
+            .get(dir)
+            .ok_or_else(|| anyhow::anyhow!("{}", built.failure(&dir.display().to_string())))?;
         bins.insert(n, exe);
     }
     let bench = Bench {

@@ -195,10 +195,9 @@ pub fn release_binary(root: &Path, step: &Step, solution: bool) -> Result<PathBu
     }
     let built = build::build_with(root, std::slice::from_ref(&dir), build::Profile::Release)
         .with_context(|| format!("building {rel}"))?;
-    dir.canonicalize()
-        .ok()
-        .and_then(|d| built.get(&d).cloned())
-        .with_context(|| format!("the build of {rel} failed (cargo's errors are above)"))
+    built
+        .get(&dir)
+        .ok_or_else(|| anyhow::anyhow!("{}", built.failure(&rel)))
 }
 
 /// Starts a server on CPUs of its own, if asked: the calling thread is pinned while the server

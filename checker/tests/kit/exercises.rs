@@ -138,6 +138,14 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
         wrong.join("\n")
     );
 
+    // A demo of a pristine skeleton says the same, instead of narrating what did not happen.
+    let demo = run_ok(&kit, &["demo", "2"], 1);
+    assert!(
+        demo.contains("the demo stopped: step 02 is not implemented yet: replace the todo!() at exercises/02_async_echo/src/")
+            && !demo.contains("has waited"),
+        "{demo}"
+    );
+
     // 2. The journey: the status lands on step 01; solving it passes; list shows it; reset
     //    brings the skeleton back and it fails again.
     let status = run_ok(&kit, &[], 0);
@@ -206,7 +214,29 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
     //    nothing left behind.
     watch_reacts_to_a_save(&kit);
 
-    // 4. Reset refuses to destroy work without a terminal to ask on, unless told --yes.
+    // 4. An exercise that does not compile: the report blames the learner's code and carries
+    //    the compiler's first error, even as JSON, where cargo's own output does not go.
+    let lib = kit.join("exercises/01_blocking_echo/src/lib.rs");
+    let text = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        text.replacen("todo!()", "let x: u32 = \"a\"; todo!()", 1),
+    )
+    .unwrap();
+    let args = ["verify", "1", "--format", "json"];
+    let out = checker(&kit, &args);
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}{}", dump(&args, &out)));
+    let error = report["steps"][0]["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("the build of exercises/01_blocking_echo failed: error[E0308]")
+            && error.contains("at exercises/01_blocking_echo/src/lib.rs:"),
+        "{}",
+        dump(&args, &out)
+    );
+    run_ok(&kit, &["reset", "1", "--yes"], 0);
+
+    // 5. Reset refuses to destroy work without a terminal to ask on, unless told --yes.
     let out = checker(&kit, &["reset", "1"]);
     assert_eq!(
         out.status.code(),
