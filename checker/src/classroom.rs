@@ -107,7 +107,9 @@ fn grade(dir: &Path, timeout: Duration) -> Row {
             break;
         }
         if Instant::now() >= deadline {
-            server::kill_group(&mut child);
+            // SIGTERM first: the checker in that checkout then stops its own build and servers,
+            // which live in process groups of their own.
+            server::stop_group(&mut child, Duration::from_secs(5));
             let _ = reader.join();
             return row(None, format!("timed out after {} s", timeout.as_secs()));
         }

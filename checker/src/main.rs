@@ -37,7 +37,7 @@ mod transcript;
 mod verify;
 mod watch;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use catalog::Step;
 use clap::{Parser, Subcommand, ValueEnum};
 use progress::Progress;
@@ -302,11 +302,23 @@ fn run(cli: Cli) -> Result<u8> {
             timeout,
             csv,
         }) => {
+            // A folder that is not there is a typo, or a shell pattern that matched nothing and
+            // came through as written (`grading/*`): say so before grading anything.
+            if let Some(missing) = dirs.iter().find(|d| !d.is_dir()) {
+                bail!(
+                    "{} is not a folder: name the learners' checkouts (one clone of the kit each)",
+                    missing.display()
+                );
+            }
             let rows =
                 classroom::report(&dirs, jobs, std::time::Duration::from_secs(timeout), style);
             print!("{}", classroom::markdown(&rows));
             if let Some(path) = csv {
                 classroom::write(&path, &classroom::csv(&rows))?;
+            }
+            // A script can tell a class where some checkout could not be graded at all.
+            if rows.iter().any(|r| r.passed.is_none()) {
+                return Ok(1);
             }
         }
         Some(Command::Doctor) => return classroom::doctor(&root, style),

@@ -90,6 +90,26 @@ pub fn kill_group(child: &mut Child) {
     unregister(pgid);
 }
 
+/// Asks a child's process group to stop (SIGTERM), waits up to `grace` for the child to exit,
+/// then kills the group as [`kill_group`] does.
+///
+/// For a child that is itself a checker: SIGTERM lets it stop the process groups *it* started
+/// (a cargo build and its rustc jobs, servers), which a SIGKILL of its own group would leave
+/// running.
+pub fn stop_group(child: &mut Child, grace: Duration) {
+    let _ = signal::killpg(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            // Reaped: its group id may be reused from now on, so it is not signalled again.
+            unregister(child.id() as i32);
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    kill_group(child);
+}
+
 /// Waits for a child started with [`spawn_in_own_group`] to exit by itself.
 pub fn reap(child: &mut Child) {
     let _ = child.wait();

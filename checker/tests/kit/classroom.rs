@@ -100,11 +100,18 @@ fn junit_results_read_back_with_a_junit_parser() {
     );
 }
 
-/// Processes whose working folder is inside `dir`.
+/// Processes working for the checkout `dir`: their working folder is inside it, or their
+/// command line names it (a rustc job compiling a dependency works in cargo's registry, but
+/// writes into the checkout's target folder).
 fn processes_in(dir: &Path) -> Vec<u32> {
+    let name = dir.to_string_lossy().into_owned();
     processes()
         .into_iter()
-        .filter(|p| p.cwd.starts_with(dir))
+        .filter(|p| {
+            p.cwd.starts_with(dir)
+                || std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&name))
+        })
         .map(|p| p.pid)
         .collect()
 }
@@ -163,7 +170,8 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     .unwrap();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     let dump = format!("{table}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{dump}");
+    // bob's folder is not a checkout: the table says so, and the exit code too.
+    assert_eq!(out.status.code(), Some(1), "{dump}");
     assert!(table.contains("| alice | 10 | - |"), "{dump}");
     assert!(
         table.contains("| bob | - | not an eventkit checkout"),
@@ -184,6 +192,15 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
         "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(1)); } }\n",
     )
     .unwrap();
+    // A folder that does not exist (a shell pattern that matched nothing) is an error at once.
+    let missing = base.join("nobody/*");
+    let out = checker(&["report", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not a folder"), "{stderr}");
+
     let started = Instant::now();
     let out = checker(&["report", mallory.to_str().unwrap(), "--timeout", "5"])
         .output()
