@@ -95,22 +95,71 @@ pub fn find(selector: &str) -> Result<&'static Step> {
     let s = selector.trim().to_ascii_lowercase();
     let digits = s.trim_start_matches("step").trim();
     let by_number = digits.parse::<usize>().ok();
+    // The slug's name alone works too: `backpressure` for `05_backpressure`.
+    let name = |step: &Step| step.slug.split_once('_').map_or("", |(_, n)| n).to_string();
     steps()
         .iter()
-        .find(|step| Some(step.number) == by_number || step.slug == s)
+        .find(|step| Some(step.number) == by_number || step.slug == s || name(step) == s)
         .with_context(|| {
             let known: Vec<_> = steps().iter().map(|s| s.slug.as_str()).collect();
+            // A slip of a letter or two (`backpresure`) gets the step it surely meant.
+            let close = steps().iter().find(|step| {
+                edit_distance(
+                    &name(step),
+                    s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_'),
+                ) <= 2
+            });
+            let guess = close
+                .map(|step| format!("did you mean {}? ", step.slug))
+                .unwrap_or_default();
             format!(
-                "there is no step {selector:?}: use a number from 1 to {} or a slug ({})",
+                "there is no step {selector:?}: {guess}use a number from 1 to {} or a slug ({})",
                 steps().len(),
                 known.join(", ")
             )
         })
 }
 
+/// How many single-letter insertions, deletions or substitutions turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_is_found_by_number_slug_or_name_and_a_slip_gets_a_guess() {
+        for selector in [
+            "5",
+            "05",
+            "step05",
+            "05_backpressure",
+            "backpressure",
+            " Backpressure ",
+        ] {
+            assert_eq!(find(selector).unwrap().number, 5, "{selector:?}");
+        }
+        let slip = find("backpresure").unwrap_err().to_string();
+        assert!(slip.contains("did you mean 05_backpressure?"), "{slip}");
+        let far = find("teleport").unwrap_err().to_string();
+        assert!(!far.contains("did you mean"), "{far}");
+        assert!(find("11").is_err());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 
     #[test]
     fn ten_steps_numbered_in_order() {

@@ -19,7 +19,8 @@ pub fn status(root: &Path, style: Style) -> Result<()> {
         .iter()
         .map(|s| match progress.status(s) {
             Some(Status::Passed) => style.green("■"),
-            Some(Status::Failing) => style.red("■"),
+            // A shape of its own, not only a colour: readable without colour too.
+            Some(Status::Failing) => style.red("✘"),
             None => "□".to_string(),
         })
         .collect();

@@ -153,10 +153,12 @@ pub fn step_summary(style: Style, report: &StepReport) -> String {
             let scenarios = if bonus.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "; {survived} of {} production scenarios survived",
-                    bonus.len()
-                )
+                let noun = if bonus.len() == 1 {
+                    "scenario"
+                } else {
+                    "scenarios"
+                };
+                format!("; {survived} of {} production {noun} survived", bonus.len())
             };
             let todo = results
                 .iter()
@@ -165,7 +167,12 @@ pub fn step_summary(style: Style, report: &StepReport) -> String {
             if let Some(f) = todo {
                 return format!("  {} {}", style.yellow("→"), f.message);
             }
-            let line = format!("  {passed} of {} checks passed{scenarios}", required.len());
+            let noun = if required.len() == 1 {
+                "check"
+            } else {
+                "checks"
+            };
+            let line = format!("  {passed} of {} {noun} passed{scenarios}", required.len());
             if passed == required.len() {
                 style.green(&line)
             } else {

@@ -42,6 +42,18 @@ fn unknown_step_unknown_check_and_missing_crate_exit_2_with_a_clear_error() {
         "--solution and --bin conflict{}",
         r.dump()
     );
+
+    // A server executable that is not there: one error, not a failed run of every check.
+    let r = run(
+        &["verify", "10", "--bin", "target/release/no_such_server"],
+        &[],
+    );
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr().contains("no_such_server is not a file"),
+        "{}",
+        r.dump()
+    );
 }
 
 #[test]
@@ -132,7 +144,7 @@ fn a_human_failure_shows_transcript_expected_got_and_hint_without_colour() {
         "got:",
         "hint:",
         "flush",
-        "0 of 1 checks passed",
+        "0 of 1 check passed",
     ] {
         assert!(out.contains(needle), "missing {needle:?}{}", r.dump());
     }
