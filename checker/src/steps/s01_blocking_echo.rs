@@ -37,12 +37,30 @@ pub const CHECKS: &[Check] = &[
 
 /// Receives one line and requires it to be `want` (without its newline).
 pub fn expect_echo(c: &mut crate::client::Client, want: &[u8]) -> Outcome {
+    expect_echo_or_fragment(c, want, EXACT_BYTES)
+}
+
+/// What a line that came back with other bytes most likely means.
+const EXACT_BYTES: &str = "Echo the bytes exactly as read: do not trim, re-encode or convert them to a String (lossy conversion changes bytes that are not UTF-8).";
+
+/// [`expect_echo`], with `fragment_hint` for a reply that is only the start of `want` (the
+/// server answered part of a line as if it were the whole).
+fn expect_echo_or_fragment(
+    c: &mut crate::client::Client,
+    want: &[u8],
+    fragment_hint: &str,
+) -> Outcome {
     let got = c.recv_raw()?;
     if got != want {
+        let hint = if got.len() < want.len() && want.starts_with(&got) {
+            fragment_hint
+        } else {
+            EXACT_BYTES
+        };
         return Err(fail!("{} got a different line back", c.name)
             .expected(show_bytes(want))
             .got(show_bytes(&got))
-            .hint("Echo the bytes exactly as read: do not trim, re-encode or convert them to a String (lossy conversion changes bytes that are not UTF-8)."));
+            .hint(hint));
     }
     Ok(())
 }
@@ -82,8 +100,11 @@ fn echo_split_writes(ctx: &mut Ctx) -> Outcome {
         // Paces the writes so that they reach the server as separate reads.
         thread::sleep(Duration::from_millis(10));
     }
-    expect_echo(&mut c, b"one line sent in five separate writes")
-        .or_hint("A read can return part of a line: keep the bytes until the newline arrives instead of treating each read as a line.")
+    expect_echo_or_fragment(
+        &mut c,
+        b"one line sent in five separate writes",
+        "A read can return part of a line: keep the bytes until the newline arrives instead of treating each read as a line.",
+    )
 }
 
 fn echo_survives_mid_line_disconnect(ctx: &mut Ctx) -> Outcome {
@@ -95,8 +116,11 @@ fn echo_survives_mid_line_disconnect(ctx: &mut Ctx) -> Outcome {
     }
     let mut c = ctx.client(addr)?;
     c.send(b"still there?\n")?;
-    expect_echo(&mut c, b"still there?")
-        .or_hint("A client that disconnects is an error for that client only: handle it and go back to accepting (no unwrap on reads and writes).")
+    // A reply with other bytes keeps its own hint: the server survived, it just echoes wrong.
+    expect_echo(&mut c, b"still there?").map_err(|f| match f.expected {
+        Some(_) => f,
+        None => f.hint("A client that disconnects is an error for that client only: handle it and go back to accepting (no unwrap on reads and writes)."),
+    })
 }
 
 fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
@@ -109,4 +133,42 @@ fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
         c.note("disconnects");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Client;
+    use crate::transcript::Transcript;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// The hint a one-line exchange gets from a server that answers with `answer(line)`.
+    fn hint_for(answer: fn(&str) -> String) -> Option<String> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            (&stream)
+                .write_all(answer(line.trim_end()).as_bytes())
+                .unwrap();
+        });
+        let mut c = Client::connect(addr, "client 1".into(), Transcript::default()).unwrap();
+        c.send(b"one line\n").unwrap();
+        let outcome = expect_echo_or_fragment(&mut c, b"one line", "FRAGMENT");
+        server.join().unwrap();
+        outcome.err().and_then(|f| f.hint)
+    }
+
+    #[test]
+    fn a_fragment_and_other_bytes_get_different_hints() {
+        assert_eq!(hint_for(|l| format!("{l}\n")), None);
+        assert_eq!(hint_for(|_| "one \n".into()).as_deref(), Some("FRAGMENT"));
+        assert_eq!(
+            hint_for(|l| format!("{}\n", l.to_uppercase())).as_deref(),
+            Some(EXACT_BYTES)
+        );
+    }
 }
