@@ -24,6 +24,8 @@ pub struct Client {
     log: Transcript,
     /// Quiet clients (bulk traffic) do not log every line.
     quiet: bool,
+    /// Set while [`Client::drain`] reads: a timeout then means "no more", not a failure.
+    silence_expected: bool,
 }
 
 impl Client {
@@ -55,6 +57,7 @@ impl Client {
             pending: Vec::new(),
             log,
             quiet: false,
+            silence_expected: false,
         })
     }
 
@@ -174,6 +177,14 @@ impl Client {
         reply::compare(line.as_bytes(), want, &got)
     }
 
+    /// Reads the lines that arrive until `settle` passes without one, or the connection ends.
+    /// Silence is the expected end here, so it is not logged as a timeout.
+    pub fn drain(&mut self, settle: Duration) {
+        self.silence_expected = true;
+        while let Ok(Some(_)) = self.next_line(settle) {}
+        self.silence_expected = false;
+    }
+
     /// Reads every remaining line until the server closes the connection.
     pub fn read_to_eof(&mut self, timeout: Duration) -> Outcome<Vec<Vec<u8>>> {
         let deadline = Instant::now() + timeout;
@@ -213,7 +224,9 @@ impl Client {
     }
 
     fn timeout_failure(&self) -> Failure {
-        self.log.note(&self.name, "timed out waiting for a reply");
+        if !self.silence_expected {
+            self.log.note(&self.name, "timed out waiting for a reply");
+        }
         let mut f = fail!("{} waited for a reply and none came", self.name).got("nothing");
         if !self.pending.is_empty() {
             f = f.got(format!(

@@ -82,7 +82,7 @@ pub fn replay(root: &Path, file: &Path, source: Source, style: Style) -> Result<
                         .get_mut(&client)
                         .ok_or_else(|| crate::fail!("{client} sends before connecting"))?;
                     c.send(&bytes)?;
-                    while let Ok(Some(_)) = c.next_line(SETTLE) {}
+                    c.drain(SETTLE);
                 }
                 Action::ShutdownWrite { client } => {
                     if let Some(c) = clients.get_mut(&client) {
@@ -99,7 +99,7 @@ pub fn replay(root: &Path, file: &Path, source: Source, style: Style) -> Result<
             }
         }
         for c in clients.values_mut() {
-            while let Ok(Some(_)) = c.next_line(Duration::from_millis(500)) {}
+            c.drain(Duration::from_millis(500));
         }
         Ok(())
     })();

@@ -326,6 +326,12 @@ fn a_server_that_eats_memory_is_stopped_and_a_failure_can_be_replayed() {
         "{}",
         replay.dump()
     );
+    // Waiting out the replies is how a replay ends, not a timeout worth showing.
+    assert!(
+        !out.contains("timed out waiting for a reply"),
+        "{}",
+        replay.dump()
+    );
     // Fixed (no defect), the same traffic gets its replies.
     let fixed = run(&["replay", &file, "--path", fixture], &[]);
     assert!(
