@@ -203,13 +203,19 @@ enum Format {
     Junit,
 }
 
-/// How the learner runs the checker: through cargo, or installed.
+/// How the learner runs the checker: through cargo, installed (on PATH), or by its path
+/// (`target/debug/checker`), so that the commands it suggests can be pasted as they are.
 pub fn invocation() -> &'static str {
-    if std::env::var_os("CARGO").is_some() {
-        "cargo run -p checker --"
-    } else {
-        "checker"
-    }
+    static HOW: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOW.get_or_init(|| {
+        if std::env::var_os("CARGO").is_some() {
+            return "cargo run -p checker --".into();
+        }
+        match std::env::args().next() {
+            Some(path) if path.contains('/') => path,
+            _ => "checker".into(),
+        }
+    })
 }
 
 fn main() -> ExitCode {

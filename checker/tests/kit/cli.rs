@@ -488,3 +488,22 @@ fn output_to_a_closed_pipe_ends_quietly() {
         assert_eq!(out.status.code(), Some(0), "checker {args:?}: {stderr}");
     }
 }
+
+#[test]
+fn suggested_commands_use_the_way_the_checker_was_run() {
+    // Run by its path, outside cargo: the next steps it prints can be pasted as they are.
+    let exe = env!("CARGO_BIN_EXE_checker");
+    let out = checker(&[]).env_remove("CARGO").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{exe} verify")),
+        "no `{exe} verify` in:\n{stdout}"
+    );
+    // Through cargo (which sets CARGO), the cargo form.
+    let out = checker(&[]).env("CARGO", "cargo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("cargo run -p checker -- verify"),
+        "{stdout}"
+    );
+}
