@@ -101,8 +101,8 @@ pub fn stop_group(child: &mut Child, grace: Duration) {
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
-            // Reaped: its group id may be reused from now on, so it is not signalled again.
-            unregister(child.id() as i32);
+            // Gone by itself: its group id may be reused from now on, so no SIGKILL.
+            reap(child);
             return;
         }
         thread::sleep(Duration::from_millis(20));
@@ -114,6 +114,30 @@ pub fn stop_group(child: &mut Child, grace: Duration) {
 pub fn reap(child: &mut Child) {
     let _ = child.wait();
     unregister(child.id() as i32);
+}
+
+/// The last [`KEEP_STDERR`] lines a server wrote to stderr, and how many it wrote in all.
+#[derive(Default)]
+struct StderrTail {
+    lines: Vec<String>,
+    seen: usize,
+}
+
+impl StderrTail {
+    fn push(&mut self, line: String) {
+        if self.lines.len() == KEEP_STDERR {
+            self.lines.remove(0);
+        }
+        self.lines.push(line);
+        self.seen += 1;
+    }
+
+    /// The kept lines written after the first `mark` lines.
+    fn since(&self, mark: usize) -> String {
+        let first_kept = self.seen - self.lines.len();
+        let skip = mark.saturating_sub(first_kept).min(self.lines.len());
+        self.lines[skip..].join("\n")
+    }
 }
 
 /// A running server under test.
@@ -128,7 +152,7 @@ pub struct Server {
     /// Lines the server wrote to stdout after its `listening on` line.
     stdout: Arc<Mutex<Vec<String>>>,
     /// The last lines the server wrote to stderr.
-    stderr: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<StderrTail>>,
     /// Signalled when stdout reaches end of file (so every stdout line has been read).
     stdout_done: mpsc::Receiver<()>,
     /// Where the check's actions are recorded (signals are actions too).
@@ -217,17 +241,13 @@ impl Server {
         let mut child = spawn_limited(&mut command, open_files)
             .map_err(|e| fail!("could not start {}: {e}", bin.display()))?;
 
-        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(StderrTail::default()));
         let pipe = child.stderr.take().expect("stderr is piped");
         let (keep, log2) = (stderr.clone(), log.clone());
         thread::spawn(move || {
             for line in lines(pipe) {
                 log2.server(&line);
-                let mut kept = keep.lock().unwrap_or_else(|e| e.into_inner());
-                if kept.len() == KEEP_STDERR {
-                    kept.remove(0);
-                }
-                kept.push(line);
+                keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
 
@@ -361,10 +381,20 @@ impl Server {
 
     /// The stderr lines kept so far, joined.
     pub fn stderr_text(&self) -> String {
+        self.stderr_since(0)
+    }
+
+    /// How many lines the server has written to stderr so far: a mark for [`Server::stderr_since`].
+    pub fn stderr_mark(&self) -> usize {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).seen
+    }
+
+    /// The kept lines of stderr written after `mark`.
+    pub fn stderr_since(&self, mark: usize) -> String {
         self.stderr
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+            .since(mark)
     }
 
     /// Where the server panicked on a `todo!()`, if it did: `path:line`.
@@ -470,6 +500,22 @@ pub fn raise_open_files() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stderr_since_a_mark_survives_the_window_moving() {
+        let mut tail = StderrTail::default();
+        tail.push("before".into());
+        let mark = tail.seen;
+        for n in 0..KEEP_STDERR + 5 {
+            tail.push(format!("line {n}"));
+        }
+        // The window has moved past the mark: everything kept came after it.
+        assert_eq!(tail.since(mark).lines().count(), KEEP_STDERR);
+        assert!(!tail.since(mark).contains("before"));
+        tail.push("after".into());
+        assert_eq!(tail.since(tail.seen - 1), "after");
+        assert_eq!(tail.since(tail.seen), "");
+    }
 
     #[test]
     fn finds_the_todo_the_server_panicked_on() {

@@ -70,13 +70,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
     }
     // A server executable that is not there would fail every check the same way.
     if let Source::Binary(bin) = &req.source {
-        if !bin.is_file() {
-            bail!(
-                "{} is not a file: build your server first (`cargo build --release` gives \
-                 target/release/NAME), or name it right",
-                bin.display()
-            );
-        }
+        existing_binary(bin)?;
     }
     // Decide what each step grades, then build every crate in one cargo run.
     let plan: Vec<(&'static Step, Result<PathBuf, String>, bool)> = req
@@ -209,10 +203,22 @@ pub fn selection(step: &'static Step, previous: bool) -> Vec<&'static Step> {
     }
 }
 
+/// `bin`, if it is a file: the server executable named by `--bin`.
+fn existing_binary(bin: &Path) -> Result<PathBuf> {
+    if !bin.is_file() {
+        bail!(
+            "{} is not a file: build your server first (`cargo build --release` gives \
+             target/release/NAME), or name it right",
+            bin.display()
+        );
+    }
+    Ok(bin.to_path_buf())
+}
+
 /// Builds (if needed) and returns the executable that `source` names for `step`.
 pub fn executable(root: &Path, step: &Step, source: &Source) -> Result<PathBuf> {
     let dir = match source {
-        Source::Binary(bin) => return Ok(bin.clone()),
+        Source::Binary(bin) => return existing_binary(bin),
         Source::Crate(dir) => dir.clone(),
         Source::Solution => root.join(step.solution_dir()),
         Source::Exercise => root.join(step.exercise_dir()),

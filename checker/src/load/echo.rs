@@ -91,9 +91,7 @@ impl EchoServer {
             }
         }
     }
-}
 
-impl EchoServer {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

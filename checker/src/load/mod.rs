@@ -122,6 +122,9 @@ fn positive(text: &str) -> Result<f64, String> {
     }
 }
 
+/// What to do about connections refused at the server's connection limit.
+const AT_THE_LIMIT: &str = "use fewer --clients, or give the server a higher --max-connections";
+
 /// How busy the load generator may be (of its CPUs) before the report warns that it, not the
 /// server, may have set the pace.
 const LOAD_BUSY: f64 = 0.9;
@@ -391,7 +394,7 @@ impl Report {
         if self.refused_connections > 0 {
             p.push(format!(
                 "{} of {} connections were refused (too_many_connections): the server is at its \
-                 connection limit; use fewer --clients, or give the server a higher --max-connections",
+                 connection limit; {AT_THE_LIMIT}",
                 self.refused_connections, self.clients
             ));
         }
@@ -516,10 +519,9 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
             format!("nothing answers at {addr}: start your server first (or name a step, and the checker starts it)")
         })?;
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| machine::current_cpus().len())
-        .clamp(1, args.clients);
+    // The CPUs the load generator may use (after its pinning above).
+    let cpus = machine::current_cpus().len();
+    let threads = args.threads.unwrap_or(cpus).clamp(1, args.clients);
     let limit = match (args.events, args.duration) {
         (Some(n), _) => Limit::Requests(n),
         (None, d) => Limit::Time(
@@ -561,7 +563,7 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
     let percent = |cpu: Duration| 100.0 * cpu.as_secs_f64() / wall;
     let cpu = CpuUse {
         load_percent: percent(machine::cpu_time_self().saturating_sub(load_before)),
-        load_cpus: plan.threads.min(machine::current_cpus().len()).max(1),
+        load_cpus: plan.threads.min(cpus).max(1),
         server_percent: server_before.and_then(|before| {
             let after = machine::cpu_time_of(server_pid?)?;
             Some(percent(after.saturating_sub(before)))
@@ -720,8 +722,7 @@ fn print_human(r: &Report, style: Style) {
     }
     if r.refused_connections > 0 {
         let refused = format!(
-            "  limit     {}   connections turned away with too_many_connections: use fewer \
-             --clients, or start the server with a higher --max-connections",
+            "  limit     {}   connections turned away with too_many_connections: {AT_THE_LIMIT}",
             n(r.refused_connections)
         );
         println!("{}", style.red(&refused));

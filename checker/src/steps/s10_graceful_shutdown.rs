@@ -314,7 +314,7 @@ fn shutdown_timeout_reports_loss(ctx: &mut Ctx) -> Outcome {
     ctx.log.note("checker", format!("sends SIGINT with {accepted} accepted events of 100 ms each and a 300 ms shutdown timeout"));
     // Only what the server says after the signal counts: a number it logged before cannot be
     // the report of a loss that had not happened yet.
-    let said_before = ctx.server(i).stderr_text().len();
+    let said_before = ctx.server(i).stderr_mark();
     ctx.server(i).signal(Signal::SIGINT)?;
     expect_exit(
         ctx,
@@ -329,8 +329,7 @@ fn shutdown_timeout_reports_loss(ctx: &mut Ctx) -> Outcome {
         return Err(fail!("the server says it processed all {accepted} events within 300 ms, which takes {} ms of work", accepted * 100)
             .got(format!("{m:?}")));
     }
-    let stderr = ctx.server(i).stderr_text();
-    let stderr = stderr.get(said_before..).unwrap_or(&stderr);
+    let stderr = ctx.server(i).stderr_since(said_before);
     let says_it = stderr
         .split(|c: char| !c.is_ascii_digit())
         .any(|w| w == lost.to_string());

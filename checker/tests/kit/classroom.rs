@@ -184,9 +184,15 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     );
 
     // A checkout whose build never ends is stopped at the time limit, with its whole process
-    // group: nothing of it is left running.
+    // group: nothing of it is left running. It shares alice's warm build cache, so that its
+    // endless build script is running well before the limit (and outlives a checker that was
+    // merely killed: it belongs to cargo's process group, not the checker's).
     let _ = std::fs::remove_dir_all(&mallory);
     solved_checkout(&mallory);
+    let _ = std::os::unix::fs::symlink(
+        root().join("target/kit-scratch/target"),
+        mallory.join("target"),
+    );
     std::fs::write(
         mallory.join("exercises/01_blocking_echo/build.rs"),
         "fn main() { loop { std::thread::sleep(std::time::Duration::from_secs(1)); } }\n",

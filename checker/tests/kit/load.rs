@@ -2,7 +2,7 @@
 //! the server's own counters agree with what the clients saw. Counts only: how fast it went is
 //! for the benchmarks, never for a test.
 
-use crate::util::run;
+use crate::util::{refused, run};
 
 #[test]
 fn load_counts_add_up_and_match_the_server_metrics() {
@@ -92,16 +92,9 @@ fn load_says_when_nothing_listens_instead_of_reporting_an_empty_run() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap();
-    let r = run(
+    refused(
         &["load", "--addr", &addr.to_string(), "--duration", "1"],
-        &[],
-    );
-    assert_eq!(r.code(), Some(2), "{}", r.dump());
-    let stderr = r.stderr();
-    assert!(
-        stderr.contains("nothing answers at") && stderr.contains("start your server"),
-        "{}",
-        r.dump()
+        &format!("nothing answers at {addr}: start your server first"),
     );
 }
 
@@ -109,12 +102,9 @@ fn load_says_when_nothing_listens_instead_of_reporting_an_empty_run() {
 fn load_refuses_flags_the_step_does_not_have_and_counts_of_zero() {
     // Step 05's server has no workers: it would refuse to start. The checker says so first,
     // without building anything.
-    let r = run(&["load", "05", "--solution", "--workers", "4"], &[]);
-    assert_eq!(r.code(), Some(2), "{}", r.dump());
-    assert!(
-        r.stderr().contains("no --workers (it comes at step 06)"),
-        "{}",
-        r.dump()
+    refused(
+        &["load", "05", "--solution", "--workers", "4"],
+        "no --workers (it comes at step 06)",
     );
     for (flag, value) in [
         ("--clients", "0"),
@@ -123,8 +113,6 @@ fn load_refuses_flags_the_step_does_not_have_and_counts_of_zero() {
         ("--events", "0"),
         ("--rate", "0"),
     ] {
-        let r = run(&["load", "--echo", flag, value], &[]);
-        assert_eq!(r.code(), Some(2), "{flag} {value}: {}", r.dump());
-        assert!(r.stderr().contains(flag), "{flag} {value}: {}", r.dump());
+        refused(&["load", "--echo", flag, value], flag);
     }
 }

@@ -89,6 +89,19 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs the checker with `args`, and requires it to refuse them: exit code 2, and `says` in
+/// its error output.
+pub fn refused(args: &[&str], says: &str) -> Run {
+    let r = run(args, &[]);
+    assert_eq!(r.code(), Some(2), "{}", r.dump());
+    assert!(
+        r.stderr().contains(says),
+        "no {says:?} in the error{}",
+        r.dump()
+    );
+    r
+}
+
 /// Step `n` (1-based) as the catalogue the checker ships describes it (`checker/steps.toml`).
 pub fn step_entry(n: usize) -> toml::Value {
     let text = std::fs::read_to_string(root().join("checker/steps.toml")).unwrap();
