@@ -3,48 +3,42 @@
 //! hint, and keeps track of where the learner is.
 //!
 //! Module map:
-//! - `catalog`: the ten steps (`checker/steps.toml`); `skeleton`: exercises derived from the
-//!   solutions (`checker/skeletons.toml`); `progress`: the learner's results;
-//! - `build`: `cargo build` of the crates to grade;
-//! - `server`: the server under test as a child process, killed on every exit path;
-//! - `client`, `transcript`, `reply`, `ledger`: the test client, what it saw, what replies must
-//!   be, and the checker's own model of balances;
-//! - `check`, `failure`: checks as data and the runner; `steps`: every check, a module per step;
-//! - `verify`, `journey`, `watch`, `demo`: the verbs; `report`: human and JSON output.
+//! - `catalog`: the steps (`checker/steps.toml`) and their cumulative suites; `skeleton`:
+//!   exercises derived from the solutions (`checker/skeletons.toml`); `progress`: the learner's
+//!   results;
+//! - `harness`: checks as data, the context they run in, the runner, failures and transcripts;
+//! - `sut`: the system under test: cargo builds, process groups, the server as a child process;
+//! - `oracle`: the checker's own client and knowledge of the protocol (replies, balances);
+//! - `steps`: every check, a module per step;
+//! - `commands`: the verbs (`verify`, `journey`, `watch`, `demo`, `replay`, `report`, `doctor`);
+//! - `output`: results for people, as JSON, or as JUnit XML;
+//! - `load`, `bench`: real traffic and the graphs of each step's pain.
 //!
 //! Exit codes: 0 success (every check passed), 1 a check failed, 2 the checker could not run
 //! (build failed, no such step, bad arguments).
 
 mod bench;
-mod build;
 mod catalog;
-mod check;
-mod classroom;
-mod client;
-mod demo;
-mod failure;
-mod journey;
-mod ledger;
+mod commands;
+mod harness;
 mod load;
+mod oracle;
+mod output;
 mod progress;
-mod replay;
-mod reply;
-mod report;
-mod server;
 mod skeleton;
 mod steps;
-mod transcript;
-mod verify;
-mod watch;
+mod sut;
 
 use anyhow::{bail, Result};
 use catalog::Step;
 use clap::{Parser, Subcommand, ValueEnum};
+use commands::verify::{self, Source};
+use commands::{demo, doctor, journey, replay, report, watch};
+use output::Style;
 use progress::Progress;
-use report::Style;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use verify::Source;
+use sut::{build, process};
 
 #[derive(Parser)]
 #[command(
@@ -189,7 +183,7 @@ struct VerifyArgs {
     #[arg(long)]
     production: bool,
     /// Stop a server that uses more resident memory than this (MiB), and fail the check.
-    #[arg(long, value_name = "MIB", default_value_t = check::DEFAULT_MEMORY_LIMIT_MIB)]
+    #[arg(long, value_name = "MIB", default_value_t = harness::check::DEFAULT_MEMORY_LIMIT_MIB)]
     memory_limit_mb: u64,
     /// Output for people, one JSON document (schema: checker/results.schema.json), or JUnit XML.
     #[arg(long, value_enum, default_value_t = Format::Human)]
@@ -220,26 +214,26 @@ pub fn invocation() -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    server::raise_open_files();
+    process::raise_open_files();
     // A panic inside a check is caught and reported with the check; print nothing for it here.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if is_broken_pipe(info) {
             // Whoever read our output has gone (`checker diff 03 | head`, or `less` closed):
             // not an error of the checker's. Stop every child, and leave quietly.
-            server::kill_all_live();
+            process::kill_all_live();
             std::process::exit(0);
         }
         if !std::thread::current()
             .name()
-            .is_some_and(|n| n.starts_with(check::CHECK_THREAD))
+            .is_some_and(|n| n.starts_with(harness::runner::CHECK_THREAD))
         {
             default_hook(info);
         }
     }));
     // Ctrl+C or SIGTERM of the checker: kill every server and build it started, then leave.
     let _ = ctrlc::set_handler(|| {
-        let n = server::kill_all_live();
+        let n = process::kill_all_live();
         eprintln!("\ninterrupted: stopped {n} child process group(s)");
         std::process::exit(130);
     });
@@ -316,18 +310,17 @@ fn run(cli: Cli) -> Result<u8> {
                     missing.display()
                 );
             }
-            let rows =
-                classroom::report(&dirs, jobs, std::time::Duration::from_secs(timeout), style);
-            print!("{}", classroom::markdown(&rows));
+            let rows = report::report(&dirs, jobs, std::time::Duration::from_secs(timeout), style);
+            print!("{}", report::markdown(&rows));
             if let Some(path) = csv {
-                classroom::write(&path, &classroom::csv(&rows))?;
+                report::write(&path, &report::csv(&rows))?;
             }
             // A script can tell a class where some checkout could not be graded at all.
             if rows.iter().any(|r| r.passed.is_none()) {
                 return Ok(1);
             }
         }
-        Some(Command::Doctor) => return classroom::doctor(&root, style),
+        Some(Command::Doctor) => return doctor::doctor(&root, style),
         Some(Command::Replay {
             file,
             solution,
@@ -363,10 +356,10 @@ fn verify_cmd(root: &std::path::Path, args: VerifyArgs, style: Style) -> Result<
     if args.format == Format::Json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report::to_json(&reports))?
+            serde_json::to_string_pretty(&output::json::to_json(&reports))?
         );
     } else if args.format == Format::Junit {
-        println!("{}", report::to_junit(&reports));
+        println!("{}", output::junit::to_junit(&reports));
     } else {
         if reports.len() > 1 {
             let passed = reports.iter().filter(|r| r.status() == "pass").count();

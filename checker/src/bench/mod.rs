@@ -18,9 +18,9 @@
 mod figure;
 mod scenarios;
 
-use crate::build;
 use crate::catalog;
 use crate::load::machine::Machine;
+use crate::sut::build;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use crate::load::machine::rss_kib;
 use crate::load::requests::{json_event, Mix, Wire};
 use crate::load::stats::{histogram, record, Latency};
 use crate::load::{start_server, thousands};
-use crate::server::Server;
+use crate::sut::server::Server;
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader, Write};

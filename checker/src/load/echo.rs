@@ -6,7 +6,7 @@
 //! It runs as a child process of the checker (`checker serve-echo --addr ...`), so that it can
 //! be pinned to its own CPUs like any server under load.
 
-use crate::server::{kill_group, spawn_in_own_group};
+use crate::sut::process::{kill_group, spawn_in_own_group};
 use anyhow::{bail, Context, Result};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;

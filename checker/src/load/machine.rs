@@ -100,7 +100,7 @@ pub fn current_cpus() -> Vec<usize> {
 }
 
 /// The resident set of a process, in KiB (the checker reads it the same way everywhere).
-pub use crate::server::rss_kib;
+pub use crate::sut::server::rss_kib;
 
 /// CPU time this process has used so far, every thread together (ended ones too).
 pub fn cpu_time_self() -> Duration {

@@ -16,11 +16,11 @@ pub mod scan;
 pub mod stats;
 
 use crate::catalog::{self, EventReply, Step};
-use crate::check::{metrics_of, Metrics};
-use crate::client::Client;
-use crate::report::Style;
-use crate::server::Server;
-use crate::transcript::Transcript;
+use crate::harness::transcript::Transcript;
+use crate::oracle::client::Client;
+use crate::oracle::queries::{metrics_of, Metrics};
+use crate::output::Style;
+use crate::sut::server::Server;
 use crate::{build, invocation};
 use anyhow::{bail, Context, Result};
 use engine::{Limit, Live, Plan};

@@ -1,7 +1,7 @@
 //! Every acceptance check, one module per step (the step where the check first appears).
 //! Which checks each step runs is data: see `checker/steps.toml`.
 
-use crate::check::Check;
+use crate::harness::check::Check;
 
 pub mod s01_blocking_echo;
 pub mod s02_async_echo;

@@ -3,13 +3,15 @@
 //! does not need to pass them, but the reference servers do. Run them with
 //! `checker verify NN --production`, or one alone with `--check NAME`.
 
-use crate::check::{balance_of, poll, wait_balance, Check, Ctx};
-use crate::client::Client;
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::ledger::{mixed_lines, Ledger, Rng};
-use crate::reply::{self, error};
-use crate::transcript::show_bytes;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::harness::transcript::show_bytes;
+use crate::harness::wait::poll;
+use crate::oracle::client::Client;
+use crate::oracle::ledger::{mixed_lines, Ledger, Rng};
+use crate::oracle::queries::{balance_of, wait_balance};
+use crate::oracle::reply::{self, error};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -493,7 +495,7 @@ fn signals_under_load_20x(ctx: &mut Ctx) -> Outcome {
         if !status.success() {
             return Err(fail!(
                 "round {round}: the server {} after {sig}",
-                crate::server::describe_exit(status)
+                crate::sut::server::describe_exit(status)
             ));
         }
         let last = ctx.server(i).last_stdout_line();

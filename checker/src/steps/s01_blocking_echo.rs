@@ -1,9 +1,9 @@
 //! Step 01: a blocking echo server. Each line comes back byte for byte.
 
-use crate::check::{Check, Ctx};
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::transcript::show_bytes;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::harness::transcript::show_bytes;
 use std::thread;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub const CHECKS: &[Check] = &[
 ];
 
 /// Receives one line and requires it to be `want` (without its newline).
-pub fn expect_echo(c: &mut crate::client::Client, want: &[u8]) -> Outcome {
+pub fn expect_echo(c: &mut crate::oracle::client::Client, want: &[u8]) -> Outcome {
     expect_echo_or_fragment(c, want, EXACT_BYTES)
 }
 
@@ -46,7 +46,7 @@ const EXACT_BYTES: &str = "Echo the bytes exactly as read: do not trim, re-encod
 /// [`expect_echo`], with `fragment_hint` for a reply that is only the start of `want` (the
 /// server answered part of a line as if it were the whole).
 fn expect_echo_or_fragment(
-    c: &mut crate::client::Client,
+    c: &mut crate::oracle::client::Client,
     want: &[u8],
     fragment_hint: &str,
 ) -> Outcome {
@@ -138,8 +138,8 @@ fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::Client;
-    use crate::transcript::Transcript;
+    use crate::harness::transcript::Transcript;
+    use crate::oracle::client::Client;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 

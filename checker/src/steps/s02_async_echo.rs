@@ -1,9 +1,10 @@
 //! Step 02: an async echo server. Many clients at once, and none waits for another.
 
 use super::s01_blocking_echo::expect_echo;
-use crate::check::{concurrently, Check, Ctx};
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::harness::wait::concurrently;
 use std::time::Duration;
 
 pub const CHECKS: &[Check] = &[
@@ -46,9 +47,8 @@ fn echo_idle_client_does_not_block(ctx: &mut Ctx) -> Outcome {
             .hint("The server is still busy with the first client: it serves one connection at a time. Spawn a task per connection (tokio::spawn) so that waiting on one client never stops the others.")
     })?;
     if got != b"hello from another client" {
-        return Err(
-            fail!("the second client got the wrong echo").got(crate::transcript::show_bytes(&got))
-        );
+        return Err(fail!("the second client got the wrong echo")
+            .got(crate::harness::transcript::show_bytes(&got)));
     }
     Ok(())
 }

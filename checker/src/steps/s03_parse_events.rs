@@ -1,13 +1,13 @@
 //! Step 03: events parsed from JSON lines, and every kind of garbage answered with an error.
 //! These checks run at every later step too, with that step's reply to a valid event.
 
-use crate::check::{Check, Ctx};
-use crate::client::Client;
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::ledger::{mixed_lines, Ledger};
-use crate::reply::{self, error};
-use crate::transcript::show_bytes;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::harness::transcript::show_bytes;
+use crate::oracle::client::Client;
+use crate::oracle::ledger::{mixed_lines, Ledger};
+use crate::oracle::reply::{self, error};
 use serde_json::json;
 use std::thread;
 use std::time::Duration;

@@ -1,10 +1,11 @@
 //! Step 04: balances kept in memory; the reply to an event carries the new balance.
 
-use crate::check::{concurrently, Check, Ctx};
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::ledger::Ledger;
-use crate::reply;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::harness::wait::concurrently;
+use crate::oracle::ledger::Ledger;
+use crate::oracle::reply;
 use serde_json::{json, Value};
 
 pub const CHECKS: &[Check] = &[

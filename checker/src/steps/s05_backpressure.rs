@@ -1,10 +1,10 @@
 //! Step 05: a bounded queue between reading events and processing them. A full queue turns
 //! into `server_busy` at once; nobody waits, nothing grows without bound.
 
-use crate::check::{Check, Ctx};
 use crate::fail;
-use crate::failure::Outcome;
-use crate::reply;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::Outcome;
+use crate::oracle::reply;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,7 @@ pub struct Burst {
 /// Sends one buy per amount in a single write and sorts the replies into accepted and busy.
 /// Any other reply, or replies slower than `within` altogether, fail.
 pub fn burst(
-    c: &mut crate::client::Client,
+    c: &mut crate::oracle::client::Client,
     user: &str,
     amounts: &[u64],
     within: Duration,

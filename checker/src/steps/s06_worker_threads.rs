@@ -1,10 +1,11 @@
 //! Step 06: worker threads drain the queue in parallel; balances are read back with queries.
 
 use super::s05_backpressure::burst;
-use crate::check::{balance_of, wait_balance, Check, Ctx};
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::reply::{self, error};
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::oracle::queries::{balance_of, wait_balance};
+use crate::oracle::reply::{self, error};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

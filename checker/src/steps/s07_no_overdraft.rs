@@ -1,11 +1,13 @@
 //! Step 07: no overdraft. Checking the balance and applying a sell are one atomic step per
 //! user, whatever the number of workers.
 
-use crate::check::{balance_of, concurrently, wait_balance, Check, Ctx};
-use crate::client::Client;
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::reply;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::harness::wait::concurrently;
+use crate::oracle::client::Client;
+use crate::oracle::queries::{balance_of, wait_balance};
+use crate::oracle::reply;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -2,10 +2,11 @@
 //! never waits for a write to another.
 
 use super::s06_worker_threads::require_speedup;
-use crate::check::{balance_of, Check, Ctx};
 use crate::fail;
-use crate::failure::Outcome;
-use crate::reply;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::Outcome;
+use crate::oracle::queries::balance_of;
+use crate::oracle::reply;
 use serde_json::json;
 use std::thread;
 use std::time::{Duration, Instant};

@@ -1,10 +1,12 @@
 //! Step 09: lock-free metrics that add up, and a health request.
 
 use super::s05_backpressure::burst;
-use crate::check::{balance_of, metrics_of, poll, wait_balance, Check, Ctx, Metrics};
 use crate::fail;
-use crate::failure::Outcome;
-use crate::reply;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::Outcome;
+use crate::harness::wait::poll;
+use crate::oracle::queries::{balance_of, metrics_of, wait_balance, Metrics};
+use crate::oracle::reply;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -1,12 +1,13 @@
 //! Step 10: graceful shutdown. Stop accepting, answer what was read, process what was
 //! accepted, report, exit 0; and never lose an event a client was told was accepted.
 
-use crate::check::{Check, Ctx, Metrics};
-use crate::client::Client;
 use crate::fail;
-use crate::failure::{OrHint, Outcome};
-use crate::reply;
-use crate::server::describe_exit;
+use crate::harness::check::{Check, Ctx};
+use crate::harness::failure::{OrHint, Outcome};
+use crate::oracle::client::Client;
+use crate::oracle::queries::Metrics;
+use crate::oracle::reply;
+use crate::sut::server::describe_exit;
 use nix::sys::signal::Signal;
 use serde_json::json;
 use std::net::{SocketAddr, TcpStream};

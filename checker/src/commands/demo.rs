@@ -4,9 +4,10 @@
 //! the reference (`--solution`) or against your own server.
 
 use crate::catalog::Step;
-use crate::check::{balance_of, metrics_of, Ctx, Target};
-use crate::failure::Outcome;
-use crate::report::Style;
+use crate::harness::check::{Ctx, Target};
+use crate::harness::failure::Outcome;
+use crate::oracle::queries::{balance_of, metrics_of};
+use crate::output::Style;
 use crate::steps::{s05_backpressure::burst, s06_worker_threads::drain_time};
 use crate::{build, fail};
 use anyhow::{bail, Context, Result};
@@ -211,7 +212,7 @@ fn burst_becomes_busy(ctx: &mut Ctx, n: &Narrator) -> Outcome {
 }
 
 fn rss_kib(pid: i32) -> String {
-    crate::server::rss_kib(pid).map_or_else(|| "?".into(), |k| k.to_string())
+    crate::sut::server::rss_kib(pid).map_or_else(|| "?".into(), |k| k.to_string())
 }
 
 /// 06: one worker against four on a backlog of slow events.
@@ -335,7 +336,7 @@ fn ctrl_c_under_load(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     let last = ctx.server(i).last_stdout_line();
     n.say(&format!(
         "the server {}; its last words: {last}",
-        crate::server::describe_exit(status)
+        crate::sut::server::describe_exit(status)
     ));
     let processed = serde_json::from_str::<serde_json::Value>(&last)
         .ok()

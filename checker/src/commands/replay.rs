@@ -3,12 +3,13 @@
 //! look at one failure closely, as often as needed.
 
 use crate::catalog;
-use crate::check::{ReplayFile, DEFAULT_MEMORY_LIMIT_MIB};
-use crate::client::{unhex, Client};
-use crate::report::Style;
-use crate::server::Server;
-use crate::transcript::{Action, Transcript};
-use crate::verify::{self, Source};
+use crate::commands::verify::{self, Source};
+use crate::harness::check::DEFAULT_MEMORY_LIMIT_MIB;
+use crate::harness::runner::ReplayFile;
+use crate::harness::transcript::{Action, Transcript};
+use crate::oracle::client::{unhex, Client};
+use crate::output::Style;
+use crate::sut::server::Server;
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
@@ -53,7 +54,7 @@ pub fn replay(root: &Path, file: &Path, source: Source, style: Style) -> Result<
     let log = Transcript::default();
     let mut servers: Vec<Server> = Vec::new();
     let mut clients: HashMap<String, Client> = HashMap::new();
-    let outcome = (|| -> Result<(), crate::failure::Failure> {
+    let outcome = (|| -> Result<(), crate::harness::failure::Failure> {
         for action in recorded.actions {
             match action {
                 Action::Start { flags } => {

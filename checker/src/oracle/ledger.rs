@@ -2,7 +2,7 @@
 //! and a small deterministic random generator for mixed traffic.
 
 use crate::catalog::{EventReply, Step};
-use crate::reply;
+use crate::oracle::reply;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 

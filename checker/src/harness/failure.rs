@@ -48,7 +48,7 @@ impl fmt::Display for Failure {
 /// `fail!("...")` builds a [`Failure`] with a formatted message.
 #[macro_export]
 macro_rules! fail {
-    ($($arg:tt)*) => { $crate::failure::Failure::new(format!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::harness::failure::Failure::new(format!($($arg)*)) };
 }
 
 /// Gives a failure the hint of the check that knows best, keeping the rest.

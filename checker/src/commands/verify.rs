@@ -1,9 +1,11 @@
 //! `checker verify`: build what is graded, run each step's suite, report, remember.
 
 use crate::catalog::{self, Step};
-use crate::check::{self, CheckResult, Target};
+use crate::harness::check::Target;
+use crate::harness::runner;
+use crate::harness::runner::CheckResult;
+use crate::output::{human, StepOutcome, StepReport, Style};
 use crate::progress::Progress;
-use crate::report::{self, StepOutcome, StepReport, Style};
 use crate::{build, steps};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -124,7 +126,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
             }
         };
         if !req.machine {
-            println!("{}", report::heading(req.style, step, &target));
+            println!("{}", human::heading(req.style, step, &target));
         }
         let outcome = match bin {
             Err(e) => StepOutcome::Error(e),
@@ -143,7 +145,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
             outcome,
         };
         if !req.machine {
-            println!("{}\n", report::step_summary(req.style, &report));
+            println!("{}\n", human::step_summary(req.style, &report));
         }
         if matches!(req.source, Source::Exercise) && req.only.is_empty() {
             progress.record(step, report.failure_summary());
@@ -179,11 +181,11 @@ fn run_suite(step: &'static Step, target: &Target, req: &Request) -> Vec<CheckRe
         .chain(bonus)
         .filter(|name| req.only.is_empty() || req.only.contains(name));
     for check in chosen.filter_map(|name| steps::find(name)) {
-        let mut result = check::run_one(step, target, check);
+        let mut result = runner::run_one(step, target, check);
         // A scenario named with --check is what was asked for: its verdict counts.
         result.bonus = req.only.is_empty() && step.production.iter().any(|p| p == check.name);
         if !req.machine {
-            println!("{}", report::check_line(req.style, &result));
+            println!("{}", human::check_line(req.style, &result));
         }
         let failed = result.failure.is_some() && !result.bonus;
         results.push(result);

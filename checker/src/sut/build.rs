@@ -2,7 +2,7 @@
 //! progress and compiler errors shown as they come, and the executables read from cargo's
 //! JSON messages (never guessed from the target directory's layout).
 
-use crate::server;
+use crate::sut::process;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -152,7 +152,7 @@ fn run_cargo(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = server::spawn_in_own_group(&mut command).with_context(|| {
+    let mut child = process::spawn_in_own_group(&mut command).with_context(|| {
         format!(
             "running `cargo {}`: is cargo installed and on PATH?",
             args.join(" ")
@@ -187,7 +187,7 @@ fn run_cargo(
         }
     }
     // Which crates built is told by the executables that appeared; cargo has printed the rest.
-    server::reap(&mut child);
+    process::reap(&mut child);
     Ok(())
 }
 

@@ -2,9 +2,9 @@
 //! byte goes into the check's transcript.
 
 use crate::fail;
-use crate::failure::{Failure, Outcome};
-use crate::reply;
-use crate::transcript::{Action, Transcript};
+use crate::harness::failure::{Failure, Outcome};
+use crate::harness::transcript::{Action, Transcript};
+use crate::oracle::reply;
 use serde_json::Value;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -133,7 +133,7 @@ impl Client {
                         "{} got a last reply without its newline, then end of file",
                         self.name
                     )
-                    .got(crate::transcript::show_bytes(&self.pending))
+                    .got(crate::harness::transcript::show_bytes(&self.pending))
                     .hint("Every reply ends with \\n, the last one too."));
                 }
                 return Ok(None);
@@ -231,7 +231,7 @@ impl Client {
         if !self.pending.is_empty() {
             f = f.got(format!(
                 "{} (no newline after it)",
-                crate::transcript::show_bytes(&self.pending)
+                crate::harness::transcript::show_bytes(&self.pending)
             ));
             return f
                 .hint("The reply came without its trailing \\n: end every reply with a newline.");

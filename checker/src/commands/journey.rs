@@ -3,8 +3,8 @@
 
 use crate::catalog::{steps, Step};
 use crate::invocation;
+use crate::output::Style;
 use crate::progress::{ago, Progress, Status};
-use crate::report::Style;
 use crate::skeleton;
 use anyhow::{bail, Result};
 use std::io::{BufRead, IsTerminal, Write};

@@ -2,8 +2,8 @@
 //! diagnosis of the usual ways they differ.
 
 use crate::fail;
-use crate::failure::Outcome;
-use crate::transcript::show_bytes;
+use crate::harness::failure::Outcome;
+use crate::harness::transcript::show_bytes;
 use serde_json::{json, Value};
 
 /// A reply line parsed as JSON; anything else is a failure with a hint.

@@ -4,9 +4,9 @@
 //! every half second, so a machine where file events never arrive (some network or container
 //! mounts) is still served, only a little later. `--poll` uses the poll alone.
 
+use crate::output::Style;
 use crate::progress::Progress;
-use crate::report::Style;
-use crate::server;
+use crate::sut::process;
 use anyhow::{Context, Result};
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeMap;
@@ -74,7 +74,7 @@ fn run_verify(number: usize, style: Style) -> Result<()> {
         command.arg("--no-color");
     }
     let mut child =
-        server::spawn_in_own_group(&mut command).context("starting `checker verify`")?;
+        process::spawn_in_own_group(&mut command).context("starting `checker verify`")?;
     let (tx, rx) = mpsc::channel::<String>();
     let pipes: Vec<Box<dyn Read + Send>> = vec![
         Box::new(child.stdout.take().unwrap()),
@@ -108,7 +108,7 @@ fn run_verify(number: usize, style: Style) -> Result<()> {
     for r in readers {
         let _ = r.join();
     }
-    server::reap(&mut child);
+    process::reap(&mut child);
     Ok(())
 }
 

@@ -1,0 +1,15 @@
+//! The checker's verbs, one module each.
+//!
+//! - `verify`: build what is graded, run each step's suite, report, remember;
+//! - `journey`: where am I (`checker` alone), `list`, `hint`, `diff`, `solution`, `reset`;
+//! - `watch`: re-verify on every save; `demo`: a step's problem, live and narrated;
+//! - `replay`: a failed check's traffic, again; `report`: grade a class; `doctor`: is this
+//!   machine ready.
+
+pub mod demo;
+pub mod doctor;
+pub mod journey;
+pub mod replay;
+pub mod report;
+pub mod verify;
+pub mod watch;
