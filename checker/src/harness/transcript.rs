@@ -60,6 +60,11 @@ impl Transcript {
     /// Records an action for replays, within the byte budget.
     pub fn record(&self, action: Action) {
         let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Past the budget the replay stops short: anything recorded after a gap would replay a
+        // different conversation.
+        if log.raw_truncated {
+            return;
+        }
         let size = match &action {
             Action::Send { hex, .. } => hex.len() / 2,
             _ => 0,
@@ -70,6 +75,23 @@ impl Transcript {
         }
         log.raw_bytes += size;
         log.actions.push(action);
+    }
+
+    /// Records that `client` sent `bytes`, within the byte budget. The bytes are hex-encoded
+    /// only when they fit: a check that sends 100 MB spends no time encoding what no replay
+    /// file will keep.
+    pub fn record_send(&self, client: &str, bytes: &[u8]) {
+        {
+            let mut log = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if log.raw_truncated || log.raw_bytes + bytes.len() > RAW_LIMIT {
+                log.raw_truncated = true;
+                return;
+            }
+        }
+        self.record(Action::Send {
+            client: client.to_string(),
+            hex: crate::oracle::client::hex(bytes),
+        });
     }
 
     /// The recorded actions, and whether some were left out for size.
