@@ -1,5 +1,6 @@
 //! The step catalogue: `checker/steps.toml`, compiled into the binary so that an installed
-//! checker knows the course without its source tree.
+//! checker knows the course without its source tree. The file says what each step adds to the
+//! suite (and retires from it); the catalogue computes each step's whole suite.
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -15,7 +16,7 @@ pub enum EventReply {
     Accepted,
     /// Step 04: `{"status":"ok","balance":B}`, the balance after the event.
     Balance,
-    /// Steps 05-10: `{"status":"accepted"}`, or `server_busy` when the queue is full.
+    /// Steps 05 on: `{"status":"accepted"}`, or `server_busy` when the queue is full.
     Queued,
 }
 
@@ -27,15 +28,22 @@ pub struct Step {
     pub title: String,
     pub lesson: String,
     pub event_reply: EventReply,
-    pub checks: Vec<String>,
-    /// Production scenarios: hostile input and faults, reported as bonus checks that a step
-    /// does not need to pass (`verify --production`, or one by name with `--check`).
+    /// A step after the course's ten: graded like the others, not needed to finish the course.
     #[serde(default)]
-    pub production: Vec<String>,
+    pub bonus: bool,
+    /// The checks this step adds to the suite of the step before it.
+    pub adds: Vec<String>,
+    /// Checks of earlier steps that stop applying here (the protocol changed).
+    #[serde(default)]
+    pub retires: Vec<String>,
     pub hints: Vec<String>,
     /// 1-based position in the course, filled in from the order of the file.
     #[serde(skip)]
     pub number: usize,
+    /// The step's whole suite, in order: every earlier step's additions that were not retired,
+    /// then this step's own. Computed from the file.
+    #[serde(skip)]
+    pub checks: Vec<String>,
 }
 
 impl Step {
@@ -76,6 +84,8 @@ pub fn steps() -> &'static [Step] {
 
 fn parse(text: &str) -> Result<Vec<Step>> {
     let mut file: File = toml::from_str(text).context("parsing checker/steps.toml")?;
+    let mut suite: Vec<String> = Vec::new();
+    let mut bonus_seen = false;
     for (i, step) in file.step.iter_mut().enumerate() {
         step.number = i + 1;
         let prefix = format!("{:02}_", step.number);
@@ -86,8 +96,46 @@ fn parse(text: &str) -> Result<Vec<Step>> {
                 step.slug
             );
         }
+        if bonus_seen && !step.bonus {
+            bail!(
+                "step {} follows a bonus step, so it must be one too",
+                step.slug
+            );
+        }
+        bonus_seen |= step.bonus;
+        for name in &step.retires {
+            if !suite.contains(name) {
+                bail!("{} retires {name}, which no earlier step added", step.slug);
+            }
+        }
+        suite.retain(|c| !step.retires.contains(c));
+        for name in &step.adds {
+            if suite.contains(name) {
+                bail!("{} adds {name}, which its suite already has", step.slug);
+            }
+            suite.push(name.clone());
+        }
+        step.checks = suite.clone();
     }
     Ok(file.step)
+}
+
+/// The steps of the course itself, without the bonus steps.
+pub fn course() -> impl Iterator<Item = &'static Step> {
+    steps().iter().filter(|s| !s.bonus)
+}
+
+/// The checks that `verify NN --production` tries on `step` as bonus checks: the additions of
+/// the bonus steps that apply from this step on and are not in its suite already.
+pub fn production(step: &Step) -> Vec<&'static str> {
+    steps()
+        .iter()
+        .filter(|s| s.bonus && s.number > step.number)
+        .flat_map(|s| &s.adds)
+        .filter_map(|name| crate::steps::find(name))
+        .filter(|check| check.since <= step.number)
+        .map(|check| check.name)
+        .collect()
 }
 
 /// Finds a step from what a learner types: `5`, `05`, `step05`, `step 5` or the slug.
@@ -146,6 +194,7 @@ mod tests {
             "5",
             "05",
             "step05",
+            "Step 5",
             "05_backpressure",
             "backpressure",
             " Backpressure ",
@@ -156,84 +205,106 @@ mod tests {
         assert!(slip.contains("did you mean 05_backpressure?"), "{slip}");
         let far = find("teleport").unwrap_err().to_string();
         assert!(!far.contains("did you mean"), "{far}");
-        assert!(find("11").is_err());
+        let err = find("13").unwrap_err().to_string();
+        assert!(err.contains("there is no step"), "{err}");
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]
-    fn ten_steps_numbered_in_order() {
+    fn ten_steps_then_two_bonus_steps_numbered_in_order() {
         let steps = steps();
-        assert_eq!(steps.len(), 10);
+        assert_eq!(steps.len(), 12);
         for (i, step) in steps.iter().enumerate() {
             assert_eq!(step.number, i + 1);
+            assert_eq!(step.bonus, step.number > 10, "{}", step.slug);
             assert!(!step.hints.is_empty(), "{} has no hints", step.slug);
+            assert!(!step.checks.is_empty(), "{} has no checks", step.slug);
         }
+        assert_eq!(course().count(), 10);
     }
 
     #[test]
-    fn every_check_named_in_the_catalogue_exists_and_every_check_is_used() {
+    fn every_check_named_in_the_catalogue_exists_and_every_check_is_added_once() {
         let registry: Vec<_> = crate::steps::registry().collect();
         for step in steps() {
-            for name in step.checks.iter().chain(&step.production) {
+            for name in &step.adds {
+                let check = registry
+                    .iter()
+                    .find(|c| c.name == name)
+                    .unwrap_or_else(|| panic!("{} adds unknown check {name}", step.slug));
                 assert!(
-                    registry.iter().any(|c| c.name == name),
-                    "{} lists unknown check {name}",
-                    step.slug
+                    check.since <= step.number,
+                    "{} adds {name}, which applies only from step {}",
+                    step.slug,
+                    check.since
                 );
             }
         }
         for check in registry {
-            assert!(
-                steps().iter().any(|s| s
-                    .checks
-                    .iter()
-                    .chain(&s.production)
-                    .any(|n| n == check.name)),
-                "check {} is run by no step",
-                check.name
+            let adding: Vec<_> = steps()
+                .iter()
+                .filter(|s| s.adds.iter().any(|n| n == check.name))
+                .collect();
+            assert_eq!(
+                adding.len(),
+                1,
+                "check {} is added by {} steps",
+                check.name,
+                adding.len()
             );
         }
     }
 
     #[test]
-    fn suites_are_cumulative() {
-        // A step keeps every check of the step before it, except where the protocol itself
-        // changes: echo gives way to events at step 03, and the balance-carrying replies of
-        // step 04 give way to queued events (balances are then read back with queries).
+    fn suites_are_computed_from_additions_and_retirements() {
+        let suite = |n: usize| &steps()[n - 1].checks;
+        assert!(suite(1).contains(&"echo_one_line".to_string()));
+        assert!(!suite(3).iter().any(|c| c.starts_with("echo_")));
+        assert!(suite(4).contains(&"balances_concurrent".to_string()));
+        assert!(!suite(5).contains(&"balances_concurrent".to_string()));
+        assert!(suite(10).contains(&"valid_events".to_string()));
         for pair in steps().windows(2) {
-            let (prev, next) = (&pair[0], &pair[1]);
-            if prev.event_reply == EventReply::Echo && next.event_reply != EventReply::Echo {
-                continue;
-            }
-            for name in &prev.checks {
-                let balance_replies_only =
-                    prev.event_reply == EventReply::Balance && name.starts_with("balances_");
+            for name in &pair[0].checks {
                 assert!(
-                    balance_replies_only || next.checks.contains(name),
-                    "{} drops check {name} of {}",
-                    next.slug,
-                    prev.slug
+                    pair[1].checks.contains(name) || pair[1].retires.contains(name),
+                    "{} drops {name} without retiring it",
+                    pair[1].slug
                 );
             }
         }
     }
 
     #[test]
-    fn find_accepts_every_spelling() {
-        for sel in ["5", "05", "step05", "Step 5", "05_backpressure"] {
-            assert_eq!(find(sel).unwrap().number, 5, "{sel}");
-        }
-        let err = find("11").unwrap_err().to_string();
-        assert!(err.contains("there is no step"), "{err}");
+    fn the_catalogue_refuses_what_would_make_suites_wrong() {
+        let step = |n: u32, extra: &str| {
+            format!("[[step]]\nslug = \"{n:02}_x\"\ntitle = \"t\"\nlesson = \"l\"\nevent_reply = \"echo\"\nhints = []\n{extra}\n")
+        };
+        let refused = |text: String, says: &str| {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        };
+        refused(step(2, "adds = []"), "should start with");
+        refused(
+            step(1, "adds = []\nretires = [\"a\"]"),
+            "no earlier step added",
+        );
+        refused(step(1, "adds = [\"a\", \"a\"]"), "already has");
+        refused(
+            step(1, "adds = []\nbonus = true") + &step(2, "adds = []"),
+            "must be one too",
+        );
     }
 
     #[test]
-    fn slugs_must_carry_their_number() {
-        let bad = "[[step]]\nslug = \"02_x\"\ntitle = \"t\"\nlesson = \"l\"\nevent_reply = \"echo\"\nchecks = []\nhints = []\n";
-        assert!(parse(bad)
-            .unwrap_err()
-            .to_string()
-            .contains("should start with"));
+    fn production_tries_the_bonus_scenarios_that_apply() {
+        let at05 = production(find("5").unwrap());
+        assert!(!at05.is_empty());
+        for name in &at05 {
+            let check = crate::steps::find(name).unwrap();
+            assert!(check.since <= 5, "{name}");
+            assert!(!find("5").unwrap().checks.iter().any(|c| c == name));
+        }
+        assert!(production(find("12").unwrap()).is_empty());
     }
 }

@@ -111,6 +111,25 @@ impl Progress {
             .filter(|s| self.status(s) == Some(Status::Passed))
             .count()
     }
+
+    /// True once every step of the course (the bonus steps aside) has passed.
+    pub fn current_course_done(&self) -> bool {
+        crate::catalog::course().all(|s| self.status(s) == Some(Status::Passed))
+    }
+
+    /// "3 of 10 steps passed + 0 of 2 bonus".
+    pub fn summary(&self) -> String {
+        let passed = |bonus: bool| {
+            let of: Vec<_> = steps().iter().filter(|s| s.bonus == bonus).collect();
+            let done = of
+                .iter()
+                .filter(|s| self.status(s) == Some(Status::Passed))
+                .count();
+            (done, of.len())
+        };
+        let ((done, of), (bonus_done, bonus_of)) = (passed(false), passed(true));
+        format!("{done} of {of} steps passed + {bonus_done} of {bonus_of} bonus")
+    }
 }
 
 /// "3 min ago", "2 h ago", "5 days ago".
@@ -141,6 +160,13 @@ mod tests {
         );
         assert_eq!(p.current().number, 2);
         assert_eq!(p.passed(), 1);
+        assert_eq!(p.summary(), "1 of 10 steps passed + 0 of 2 bonus");
+        for step in crate::catalog::course() {
+            p.record(step, None);
+        }
+        assert!(p.current_course_done());
+        assert_eq!(p.current().number, 11);
+        assert_eq!(p.summary(), "10 of 10 steps passed + 0 of 2 bonus");
         assert!(serde_json::from_str::<Progress>("not json").is_err());
     }
 }

@@ -20,10 +20,45 @@ pub struct Hole {
     pub step: String,
     /// The file, relative to the crate (`src/lib.rs`).
     pub file: String,
-    /// The exact text in the solution, to be found exactly once.
-    pub solution: String,
+    /// The exact text in the solution, to be found exactly once...
+    #[serde(default)]
+    pub solution: Option<String>,
+    /// ...or the name of the anchored region of the solution's file that the hole is.
+    #[serde(default)]
+    pub anchor: Option<String>,
     /// What the exercise has instead.
     pub exercise: String,
+}
+
+impl Hole {
+    /// The text of the solution that this hole replaces, as the exercise's reference has it
+    /// (without anchor lines): `solution`, or the region between its anchor's lines in `text`,
+    /// the solution's file.
+    pub fn solution_text(&self, text: &str) -> Result<String> {
+        match (&self.solution, &self.anchor) {
+            (Some(solution), None) => Ok(solution.clone()),
+            (None, Some(name)) => {
+                let lines: Vec<&str> = text.split_inclusive('\n').collect();
+                let at = |marker: String| {
+                    lines
+                        .iter()
+                        .position(|l| l.trim() == marker)
+                        .with_context(|| format!("no line `{marker}` in the solution"))
+                };
+                let start = at(format!("// ANCHOR: {name}"))?;
+                let end = at(format!("// ANCHOR_END: {name}"))?;
+                if end <= start + 1 {
+                    bail!("the anchor {name} holds no code");
+                }
+                Ok(without_anchors(&lines[start + 1..end].concat()))
+            }
+            _ => bail!(
+                "a hole of {} in {} needs either `solution` or `anchor`",
+                self.step,
+                self.file
+            ),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -72,20 +107,34 @@ fn crate_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The reference solution of `step` as the exercise would have it, file by file: named like the
 /// exercise crate and without the book's include markers (what `checker diff` compares with).
 pub fn reference(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
+    Ok(solution_files(root, step)?
+        .into_iter()
+        .map(|(rel, text)| {
+            let text = as_exercise(step, &text);
+            (rel, text)
+        })
+        .collect())
+}
+
+/// The solution's files as they are, anchors included.
+fn solution_files(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
     let solution = root.join(step.solution_dir());
-    let package = exercise_package(step);
     crate_files(&solution)?
         .into_iter()
         .map(|rel| {
             let path = solution.join(&rel);
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            // The exercise crate is named without the `_solution` suffix, in the manifest and
-            // in `main.rs`'s `use` of the library.
-            let text = without_anchors(&text).replace(&format!("{package}_solution"), &package);
             Ok((rel, text))
         })
         .collect()
+}
+
+/// A solution file's text as the exercise has it: without anchors, and named like the exercise
+/// crate (without the `_solution` suffix, in the manifest and in `main.rs`'s `use`).
+fn as_exercise(step: &Step, text: &str) -> String {
+    let package = exercise_package(step);
+    without_anchors(text).replace(&format!("{package}_solution"), &package)
 }
 
 /// The pristine skeleton of `step`: (path relative to the crate, contents) for every file.
@@ -103,9 +152,13 @@ pub fn pristine(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
         }
     }
     let mut out = Vec::new();
-    for (rel, mut text) in reference(root, step)? {
+    for (rel, original) in solution_files(root, step)? {
+        let mut text = as_exercise(step, &original);
         for hole in step_holes.iter().filter(|h| Path::new(&h.file) == rel) {
-            let found = text.matches(hole.solution.as_str()).count();
+            let solution = hole
+                .solution_text(&original)
+                .with_context(|| format!("a hole of {} in {}", step.slug, rel.display()))?;
+            let found = text.matches(solution.as_str()).count();
             if found != 1 {
                 bail!(
                     "a hole of {} no longer fits {}/{}: its solution text is found {found} times instead of once. Update checker/skeletons.toml to match the solution.",
@@ -114,7 +167,7 @@ pub fn pristine(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
                     rel.display()
                 );
             }
-            text = text.replacen(&hole.solution, &hole.exercise, 1);
+            text = text.replacen(&solution, &hole.exercise, 1);
         }
         if rel == Path::new("src/lib.rs") || rel == Path::new("src/main.rs") {
             text = with_unused_allowed(&text);

@@ -110,8 +110,8 @@ fn course() -> (BTreeSet<String>, BTreeSet<String>) {
             format!("step{n:02}"),
             slug.to_string(),
         ]);
-        // The step's checks, and its bonus production scenarios (also valid for --check).
-        for list in ["checks", "production"] {
+        // The checks each step adds (every check is added by exactly one step).
+        for list in ["adds"] {
             for c in step
                 .get(list)
                 .and_then(|l| l.as_array())
@@ -304,7 +304,7 @@ pub fn command_problems(found: &[Found]) -> Vec<String> {
                 }
             } else if takes_step && !is_placeholder(flag) && !steps.contains(flag) {
                 problems.push(format!(
-                    "{shown}: {flag:?} is not a step (1 to 10, 05, step05 or a slug)"
+                    "{shown}: {flag:?} is not a step (1 to 12, 05, step05 or a slug)"
                 ));
             }
         }
@@ -342,7 +342,7 @@ fn a_command_the_checker_lacks_is_caught() {
     let text = "Run `cargo run -p checker -- verify 05 --fail-fast`, then `checker verify --colour` \
                 and `checker frobnicate`.\n\n\
                 ```sh\n\
-                cargo run -p checker -- verify 11 --check no_such_check  # a comment: checker --bogus\n\
+                cargo run -p checker -- verify 13 --check no_such_check  # a comment: checker --bogus\n\
                 checker verify 42  # no such step, on purpose\n\
                 checker verify --format yaml\n\
                 cargo install --path checker\n\
@@ -366,7 +366,7 @@ fn a_command_the_checker_lacks_is_caught() {
     );
     assert_eq!(found[3].args, ["05"], "a closing backtick ends the command");
     let problems = command_problems(&found);
-    let expect = ["\"11\"", "no_such_check", "yaml", "--colour", "frobnicate"];
+    let expect = ["\"13\"", "no_such_check", "yaml", "--colour", "frobnicate"];
     assert_eq!(problems.len(), expect.len(), "{problems:#?}");
     for (problem, what) in problems.iter().zip(expect) {
         assert!(problem.contains(what), "{problems:#?}");

@@ -70,7 +70,9 @@ pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> R
         6 => workers_drain(&mut ctx, &n),
         7 | 8 => throughput_vs_workers(&mut ctx, &n),
         9 => counters_add_up(&mut ctx, &n),
-        _ => ctrl_c_under_load(&mut ctx, &n),
+        10 => ctrl_c_under_load(&mut ctx, &n),
+        11 => flood_past_the_limit(&mut ctx, &n),
+        _ => pipelined_rate(root, &mut ctx, &n),
     };
     match outcome {
         Ok(()) => {
@@ -354,4 +356,120 @@ fn ctrl_c_under_load(ctx: &mut Ctx, n: &Narrator) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// How many file descriptors a process has open (Linux); `None` elsewhere.
+fn open_files(pid: i32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|dir| dir.count())
+}
+
+/// 11: a flood of connections past the limit.
+fn flood_past_the_limit(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    const LIMIT: usize = 8;
+    const FLOOD: usize = 400;
+    let i = ctx.start(&["--max-connections", &LIMIT.to_string()])?;
+    let addr = ctx.server(i).addr;
+    let pid = ctx.server(i).pid().as_raw();
+    let event = json!({"user": "regular", "action": "buy", "amount": 1}).to_string();
+    let mut served = Vec::new();
+    for _ in 0..LIMIT {
+        let mut c = ctx.client(addr)?.quiet();
+        c.ask(&event)?;
+        served.push(c);
+    }
+    let before = open_files(pid);
+    n.say(&format!(
+        "{LIMIT} clients are served (the limit is {LIMIT}); the server has {} files open",
+        before.map_or("?".into(), |f| f.to_string())
+    ));
+    let mut flood = Vec::new();
+    let mut peak = before.unwrap_or(0);
+    for _ in 0..FLOOD {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.write_all(format!("{event}\n").as_bytes());
+            flood.push(s);
+        }
+        peak = peak.max(open_files(pid).unwrap_or(0));
+    }
+    n.say(&format!(
+        "{} more clients connect at once, each sending an event and never closing",
+        flood.len()
+    ));
+    let (mut refused, mut other) = (0, 0);
+    for s in &mut flood {
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        let mut reply = Vec::new();
+        let _ = std::io::Read::read_to_end(s, &mut reply);
+        if reply.starts_with(b"{\"status\":\"error\",\"reason\":\"too_many_connections\"}") {
+            refused += 1;
+        } else {
+            other += 1;
+        }
+    }
+    n.say(&format!(
+        "{refused} of them were told too_many_connections, {other} got nothing or a reset; the server never had more than {peak} files open"
+    ));
+    let mut answered = 0;
+    for c in &mut served {
+        if c.ask(&event).is_ok() {
+            answered += 1;
+        }
+    }
+    n.say(&format!(
+        "meanwhile the {answered} clients being served were answered as if nothing happened"
+    ));
+    Ok(())
+}
+
+/// 12: how fast the server answers pipelining clients, beside step 10's reference.
+fn pipelined_rate(root: &Path, ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    let baseline = crate::catalog::find("10").map_err(|e| fail!("{e}"))?;
+    let dir = root.join(baseline.solution_dir());
+    let built = build::build(root, std::slice::from_ref(&dir))
+        .map_err(|e| fail!("building {}: {e}", baseline.solution_dir()))?;
+    let step10 = built
+        .get(&dir)
+        .ok_or_else(|| fail!("{}", built.failure(&baseline.solution_dir())))?;
+    let flags = ["--queue-capacity", "100000"];
+    let i = ctx.start(&flags)?;
+    let ours = events_per_second(ctx, i)?;
+    ctx.stop(i);
+    n.say(&format!(
+        "this server: 8 clients pipelining 5 000 events each, {ours:.0} events per second"
+    ));
+    let mut theirs_ctx = Ctx::new(ctx.step, Target::new(step10));
+    let j = theirs_ctx.start(&flags)?;
+    let theirs = events_per_second(&mut theirs_ctx, j)?;
+    n.say(&format!(
+        "step 10's reference, the same traffic: {theirs:.0} events per second"
+    ));
+    n.say(&format!(
+        "{:.2}× step 10 (debug builds; `checker load 12 --solution` measures release builds)",
+        ours / theirs.max(1.0)
+    ));
+    Ok(())
+}
+
+/// Events per second from 8 clients each pipelining 5 000 events in batches of 100.
+fn events_per_second(ctx: &mut Ctx, server: usize) -> Outcome<f64> {
+    let addr = ctx.server(server).addr;
+    let clients = ctx.quiet_clients(addr, 8)?;
+    let started = Instant::now();
+    crate::harness::wait::concurrently(clients, |k, mut c| {
+        let line = format!(
+            "{}\n",
+            json!({"user": format!("speed{k}"), "action": "buy", "amount": 1})
+        );
+        let batch = line.repeat(100);
+        for _ in 0..50 {
+            c.send(batch.as_bytes())?;
+            for _ in 0..100 {
+                c.recv_raw()?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(40_000.0 / started.elapsed().as_secs_f64())
 }

@@ -1,7 +1,7 @@
 //! The learner's companion verbs: where am I (`checker` alone), `list`, `hint`, `diff`,
 //! `solution` and `reset`.
 
-use crate::catalog::{steps, Step};
+use crate::catalog::{self, steps, Step};
 use crate::invocation;
 use crate::output::Style;
 use crate::progress::{ago, Progress, Status};
@@ -10,34 +10,36 @@ use anyhow::{bail, Result};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-/// `checker` with no arguments: progress over the ten steps and what to do next.
+/// `checker` with no arguments: progress over the steps and what to do next.
 pub fn status(root: &Path, style: Style) -> Result<()> {
     let progress = Progress::load(root);
-    let passed = progress.passed();
-    let total = steps().len();
-    let bar: String = steps()
-        .iter()
-        .map(|s| match progress.status(s) {
-            Some(Status::Passed) => style.green("■"),
-            // A shape of its own, not only a colour: readable without colour too.
-            Some(Status::Failing) => style.red("✘"),
-            None => "□".to_string(),
-        })
-        .collect();
+    let square = |s: &Step| match progress.status(s) {
+        Some(Status::Passed) => style.green("■"),
+        // A shape of its own, not only a colour: readable without colour too.
+        Some(Status::Failing) => style.red("✘"),
+        None => "□".to_string(),
+    };
+    let course: String = catalog::course().map(square).collect();
+    let bonus: String = steps().iter().filter(|s| s.bonus).map(square).collect();
     println!(
-        "{}  {bar}  {passed} of {total} steps passed\n",
-        style.bold("eventkit")
+        "{}  {course} + {bonus}  {}\n",
+        style.bold("eventkit"),
+        progress.summary()
     );
     let cmd = invocation();
-    if passed == total {
-        println!("Every step passes. Well done: your server survives garbage, overload, races and Ctrl+C.");
+    if progress.passed() == steps().len() {
+        println!("Every step passes, the bonus steps too. Well done: your server survives garbage, overload, races, Ctrl+C and its own users, and you measured it.");
         println!("Re-check everything with `{cmd} verify --all`.");
         return Ok(());
     }
     let step = progress.current();
+    if step.bonus && progress.current_course_done() {
+        println!("The ten steps pass: the course is complete. The bonus steps are there if you want to go further.");
+    }
+    let kind = if step.bonus { " (bonus)" } else { "" };
     println!(
         "{}",
-        style.bold(&format!("Next: {} · {}", step.label(), step.title))
+        style.bold(&format!("Next{kind}: {} · {}", step.label(), step.title))
     );
     if let Some(r) = progress.results.get(&step.slug) {
         if let (Status::Failing, Some(check)) = (r.status, &r.failing_check) {
@@ -76,10 +78,14 @@ pub fn list(root: &Path, style: Style) -> Result<()> {
         } else {
             " "
         };
+        let title = if step.bonus {
+            format!("{} (bonus)", step.title)
+        } else {
+            step.title.clone()
+        };
         println!(
-            "{marker} {:02}  {status}  {:<46} {}",
+            "{marker} {:02}  {status}  {title:<54} {}",
             step.number,
-            step.title,
             style.dim(&when)
         );
     }

@@ -170,20 +170,23 @@ fn existing(root: &Path, rel: &str, why: &str) -> Result<PathBuf, String> {
 /// Runs the step's checks (or the chosen ones among them), printing each as it finishes.
 fn run_suite(step: &'static Step, target: &Target, req: &Request) -> Vec<CheckResult> {
     let mut results = Vec::new();
-    // Production scenarios run with --production, or when named with --check.
-    let bonus = step
-        .production
+    // The bonus steps' scenarios run on an earlier step with --production, or when named with
+    // --check; the step's own suite always does.
+    let production = catalog::production(step);
+    let bonus = production
         .iter()
+        .copied()
         .filter(|_| req.production || !req.only.is_empty());
     let chosen = step
         .checks
         .iter()
+        .map(String::as_str)
         .chain(bonus)
-        .filter(|name| req.only.is_empty() || req.only.contains(name));
-    for check in chosen.filter_map(|name| steps::find(name)) {
+        .filter(|name| req.only.is_empty() || req.only.iter().any(|o| o == name));
+    for check in chosen.filter_map(steps::find) {
         let mut result = runner::run_one(step, target, check);
         // A scenario named with --check is what was asked for: its verdict counts.
-        result.bonus = req.only.is_empty() && step.production.iter().any(|p| p == check.name);
+        result.bonus = req.only.is_empty() && production.contains(&check.name);
         if !req.machine {
             println!("{}", human::check_line(req.style, &result));
         }

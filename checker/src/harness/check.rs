@@ -13,10 +13,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// One acceptance check: a name (used in `steps.toml` and on the command line), what it
-/// verifies in one line, and the function that does it.
+/// verifies in one line, the first step whose server it can grade, and the function that does it.
 pub struct Check {
     pub name: &'static str,
     pub about: &'static str,
+    /// The first step whose contract has the rule this check holds a server to (a step's suite
+    /// may add it later than that, as the bonus steps do).
+    pub since: usize,
     pub run: fn(&mut Ctx) -> Outcome,
 }
 

@@ -89,4 +89,3 @@ impl Style {
         self.paint("2", t)
     }
 }
-

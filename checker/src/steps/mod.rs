@@ -13,9 +13,7 @@ pub mod s07_no_overdraft;
 pub mod s08_per_user_locks;
 pub mod s09_atomic_metrics;
 pub mod s10_graceful_shutdown;
-
-/// Bonus scenarios, listed per step under `production` in steps.toml.
-pub mod production;
+pub mod s11_under_fire;
 
 /// All checks of all steps.
 pub fn registry() -> impl Iterator<Item = &'static Check> {
@@ -30,7 +28,7 @@ pub fn registry() -> impl Iterator<Item = &'static Check> {
         s08_per_user_locks::CHECKS,
         s09_atomic_metrics::CHECKS,
         s10_graceful_shutdown::CHECKS,
-        production::CHECKS,
+        s11_under_fire::CHECKS,
     ]
     .into_iter()
     .flatten()

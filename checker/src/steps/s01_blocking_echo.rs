@@ -11,26 +11,31 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "echo_one_line",
         about: "one line comes back byte for byte",
+        since: 1,
         run: echo_one_line,
     },
     Check {
         name: "echo_pipelined",
         about: "many lines in one write come back in order, non-UTF-8 bytes included",
+        since: 1,
         run: echo_pipelined,
     },
     Check {
         name: "echo_split_writes",
         about: "one line sent over many writes comes back whole",
+        since: 1,
         run: echo_split_writes,
     },
     Check {
         name: "echo_survives_mid_line_disconnect",
         about: "a client that leaves mid-line does not stop the server",
+        since: 1,
         run: echo_survives_mid_line_disconnect,
     },
     Check {
         name: "echo_sequential_clients",
         about: "a second client is served after the first leaves",
+        since: 1,
         run: echo_sequential_clients,
     },
 ];

@@ -11,11 +11,13 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "echo_many_clients",
         about: "100 concurrent clients × 100 lines each, all echoed correctly",
+        since: 2,
         run: echo_many_clients,
     },
     Check {
         name: "echo_idle_client_does_not_block",
         about: "a client idling with half a line sent does not delay others",
+        since: 2,
         run: echo_idle_client_does_not_block,
     },
 ];

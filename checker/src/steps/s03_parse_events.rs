@@ -16,56 +16,67 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "valid_events",
         about: "valid buy and sell events get the step's reply",
+        since: 3,
         run: valid_events,
     },
     Check {
         name: "invalid_json",
         about: "bytes that are not UTF-8 JSON get invalid_json, and the connection stays usable",
+        since: 3,
         run: invalid_json,
     },
     Check {
         name: "invalid_event",
         about: "JSON that is not a well-formed event gets invalid_event",
+        since: 3,
         run: invalid_event,
     },
     Check {
         name: "extra_fields_ignored",
         about: "unknown extra fields in an event are ignored",
+        since: 3,
         run: extra_fields_ignored,
     },
     Check {
         name: "unknown_type",
         about: "an object with an unknown \"type\" gets unknown_type",
+        since: 3,
         run: unknown_type,
     },
     Check {
         name: "crlf_stripped",
         about: "a trailing \\r before the newline is stripped",
+        since: 3,
         run: crlf_stripped,
     },
     Check {
         name: "line_too_long",
         about: "a 1 MiB line gets line_too_long, and the next line is answered normally",
+        since: 3,
         run: line_too_long,
     },
     Check {
         name: "line_limit_boundary",
         about: "65 536 bytes is a line, 65 537 is too long",
+        since: 3,
         run: line_limit_boundary,
     },
     Check {
         name: "pipelined_mixed_1000",
         about: "1 000 mixed lines in one write get 1 000 replies, one for one, in order",
+        since: 3,
         run: pipelined_mixed_1000,
     },
     Check {
         name: "byte_per_write",
         about: "a line sent one byte per write gets one reply",
+        since: 3,
         run: byte_per_write,
     },
     Check {
         name: "half_close_and_fragment",
         about: "after a half-close every reply arrives, a fragment gets none, then end of file",
+        since: 3,
         run: half_close_and_fragment,
     },
 ];

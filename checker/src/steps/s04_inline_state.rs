@@ -12,11 +12,13 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "balances_exact",
         about: "balances follow buys and sells exactly, per user",
+        since: 4,
         run: balances_exact,
     },
     Check {
         name: "balances_concurrent",
         about: "50 concurrent clients on the same users lose no update",
+        since: 4,
         run: balances_concurrent,
     },
 ];

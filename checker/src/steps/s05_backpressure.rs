@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 pub const CHECKS: &[Check] = &[Check {
     name: "burst_gets_server_busy",
     about: "a burst against a queue of 1 gets server_busy, every line answered promptly, server stays up",
-    run: burst_gets_server_busy,
+    since: 5,run: burst_gets_server_busy,
 }];
 
 /// Sends `count` buys of 1 for `user` in one write and returns the replies, counted.

@@ -14,16 +14,19 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "balance_query",
         about: "a balance request returns every processed event applied, 0 for a stranger",
+        since: 6,
         run: balance_query,
     },
     Check {
         name: "workers_drain_in_parallel",
         about: "--workers 4 drains slow events markedly faster than --workers 1",
+        since: 6,
         run: workers_drain_in_parallel,
     },
     Check {
         name: "only_accepted_events_count",
         about: "balances add up the accepted events only, never those answered server_busy",
+        since: 6,
         run: only_accepted_events_count,
     },
 ];

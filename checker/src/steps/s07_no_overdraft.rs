@@ -15,11 +15,13 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "no_overdraft_sequential",
         about: "a sell beyond the balance is refused, a sell down to exactly 0 is applied",
+        since: 7,
         run: no_overdraft_sequential,
     },
     Check {
         name: "no_overdraft_concurrent",
         about: "50 concurrent sells of 10 against 100 leave exactly 0, never less",
+        since: 7,
         run: no_overdraft_concurrent,
     },
 ];

@@ -15,11 +15,13 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "hold_scales_across_users",
         about: "with --hold-us, 4 workers on 40 users drain markedly faster than 1",
+        since: 8,
         run: hold_scales_across_users,
     },
     Check {
         name: "read_not_blocked_by_other_users",
         about: "a balance read is answered promptly while another user's hold is in progress",
+        since: 8,
         run: read_not_blocked_by_other_users,
     },
 ];

@@ -14,16 +14,19 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "metrics_and_health",
         about: "health answers ok; metrics start at 0 and count valid events only",
+        since: 9,
         run: metrics_and_health,
     },
     Check {
         name: "metrics_add_up",
         about: "received, processed, dropped and refused match what clients saw, at every moment",
+        since: 9,
         run: metrics_add_up,
     },
     Check {
         name: "metrics_prompt_when_queue_full",
         about: "metrics are answered promptly while the queue is full",
+        since: 9,
         run: metrics_prompt_when_queue_full,
     },
 ];

@@ -17,11 +17,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const CHECKS: &[Check] = &[
-    Check { name: "sigint_idle_exits_clean", about: "SIGINT with idle clients: end of file for each, final metrics, exit 0", run: sigint_idle_exits_clean },
-    Check { name: "sigterm_idle_exits_clean", about: "SIGTERM with idle clients: end of file for each, final metrics, exit 0", run: sigterm_idle_exits_clean },
-    Check { name: "shutdown_under_load_loses_nothing", about: "SIGINT during a burst: new connections refused, accepted == processed, server_busy == dropped", run: shutdown_under_load_loses_nothing },
-    Check { name: "second_signal_exits_at_once", about: "a second signal during a long drain exits at once, non-zero", run: second_signal_exits_at_once },
-    Check { name: "shutdown_timeout_reports_loss", about: "a drain longer than --shutdown-timeout-ms exits 1 and says how many events were lost", run: shutdown_timeout_reports_loss },
+    Check { name: "sigint_idle_exits_clean", about: "SIGINT with idle clients: end of file for each, final metrics, exit 0", since: 10,run: sigint_idle_exits_clean },
+    Check { name: "sigterm_idle_exits_clean", about: "SIGTERM with idle clients: end of file for each, final metrics, exit 0", since: 10,run: sigterm_idle_exits_clean },
+    Check { name: "shutdown_under_load_loses_nothing", about: "SIGINT during a burst: new connections refused, accepted == processed, server_busy == dropped", since: 10,run: shutdown_under_load_loses_nothing },
+    Check { name: "second_signal_exits_at_once", about: "a second signal during a long drain exits at once, non-zero", since: 10,run: second_signal_exits_at_once },
+    Check { name: "shutdown_timeout_reports_loss", about: "a drain longer than --shutdown-timeout-ms exits 1 and says how many events were lost", since: 10,run: shutdown_timeout_reports_loss },
 ];
 
 /// The final metrics: the last stdout line, once the server has exited.

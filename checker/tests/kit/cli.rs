@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn unknown_step_unknown_check_and_missing_crate_exit_2_with_a_clear_error() {
-    refused(&["verify", "11", "--solution"], "there is no step \"11\"");
+    refused(&["verify", "13", "--solution"], "there is no step \"13\"");
     refused(
         &["verify", "3", "--solution", "--check", "no_such_check"],
         "no check named \"no_such_check\"",
@@ -34,10 +34,10 @@ fn unknown_step_unknown_check_and_missing_crate_exit_2_with_a_clear_error() {
 }
 
 #[test]
-fn steps_lists_the_ten_steps_with_their_checks() {
+fn steps_lists_the_twelve_steps_with_their_checks() {
     let r = run(&["steps"], &[]);
     assert_eq!(r.code(), Some(0), "{}", r.dump());
-    for n in 1..=10 {
+    for n in 1..=12 {
         assert!(
             r.stdout().contains(&format!("step {n:02} · ")),
             "step {n} missing{}",

@@ -2,9 +2,9 @@
 //!
 //! Module map:
 //! - [`run`]: the accept loop. It spawns one task per connection.
-//! - `refuse`: turns away a connection past `--max-connections` with one error line.
-//! - `handle_connection`: the per-connection loop: take lines out of the buffer, answer them,
-//!   flush, read more.
+//! - `handle_connection`: the per-connection loop: take lines out of the buffer and answer each
+//!   one, then read more.
+//! - `respond`: the reply to one line.
 //! - [`framing`]: [`LineReader`], which splits the byte stream into lines and enforces the 64 KiB
 //!   line limit.
 //! - [`protocol`]: parsing a line into an [`Event`](protocol::Event), and the [`Reply`] lines.
@@ -17,12 +17,10 @@ pub mod framing;
 pub mod protocol;
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time;
 
 use crate::framing::{Frame, LineReader};
@@ -32,42 +30,20 @@ use crate::protocol::{Reason, Reply};
 /// file descriptors) does not turn the accept loop into a busy loop that floods the log.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How long a refused client has to read its `too_many_connections` line and close, before we
-/// close anyway.
-const REFUSE_LINGER: Duration = Duration::from_secs(1);
-
-/// How the server runs, as set on the command line.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// How many connections may be served at once; the next one is refused. Must be at least 1.
-    pub max_connections: usize,
-}
-
 /// Accepts connections forever, serving each one in its own task.
 ///
 /// An error on one connection is logged by that connection's task and ends that connection
 /// only: the accept loop never sees it.
-pub async fn run(listener: TcpListener, config: Config) {
-    // One permit for each connection we may serve at once; a connection holds its permit until
-    // it ends.
-    let places = Arc::new(Semaphore::new(config.max_connections));
+pub async fn run(listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                // A place among the `max_connections`, taken without waiting: at the limit, the
-                // newcomer is turned away at once instead of waiting unanswered.
-                let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
-                    tokio::spawn(refuse(socket));
-                    continue;
-                };
                 // `spawn` returns at once: the accept loop is back to `accept` while the new
                 // task serves this client. The task owns the socket (`async move`).
                 tokio::spawn(async move {
                     if let Err(err) = handle_connection(socket).await {
                         eprintln!("connection {peer}: {err}");
                     }
-                    // The connection is over: its place goes to the next client.
-                    drop(place);
                 });
             }
             Err(err) => {
@@ -78,52 +54,22 @@ pub async fn run(listener: TcpListener, config: Config) {
     }
 }
 
-/// Turns away a connection that arrived while `max_connections` others were being served: one
-/// `too_many_connections` line, then close. It runs in a task of its own, so the accept loop
-/// never waits for a client it is refusing.
-async fn refuse(mut socket: TcpStream) {
-    let mut line = Vec::new();
-    Reply::Error {
-        reason: Reason::TooManyConnections,
-    }
-    .write_to(&mut line);
-    // A new connection's send buffer is empty, so this write does not wait for the client to
-    // read. Our end-of-file follows the line.
-    if socket.write_all(&line).await.is_err() || socket.shutdown().await.is_err() {
-        return;
-    }
-    // Closing a socket with unread input resets the connection, and the reset can destroy the
-    // line before the client reads it. So read and discard what the client sends until it
-    // closes its side, or `REFUSE_LINGER` has passed.
-    let mut discard = [0; 1024];
-    let _ = time::timeout(REFUSE_LINGER, async {
-        while matches!(socket.read(&mut discard).await, Ok(n) if n > 0) {}
-    })
-    .await;
-}
-
 /// Answers every complete line the client sends, until it closes its side of the connection.
 async fn handle_connection(mut socket: TcpStream) -> io::Result<()> {
-    // We batch replies ourselves (below), so Nagle's algorithm, which holds small writes back
-    // hoping to batch them, would only add delay.
-    socket.set_nodelay(true)?;
     let (mut reader, mut writer) = socket.split();
     let mut lines = LineReader::new();
-    // Replies owed to the client, not yet written to the socket.
-    let mut out = Vec::new();
+    // One reply line at a time, in a buffer kept for the whole connection.
+    let mut reply = Vec::new();
 
     loop {
-        // Answer every complete line already buffered. This does no I/O, so a client that
-        // pipelines gets all its replies in one write below.
+        // Answer every complete line already buffered, in order. A garbage line gets an error
+        // reply like any other: it never ends the connection.
         while let Some(frame) = lines.next_line() {
-            respond(frame).write_to(&mut out);
+            reply.clear();
+            respond(frame).write_to(&mut reply);
+            writer.write_all(&reply).await?;
         }
-        // The buffer has run dry: send what we owe before waiting for the client, who may be
-        // waiting for these replies before it sends more.
-        if !out.is_empty() {
-            writer.write_all(&out).await?;
-            out.clear();
-        }
+        // The buffer holds no complete line: wait for more bytes.
         if lines.fill(&mut reader).await? == 0 {
             // The client closed its side, and every complete line has been answered. Bytes
             // still buffered are a fragment, not a request: they get no reply.
@@ -158,10 +104,7 @@ mod tests {
     async fn start() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = Config {
-            max_connections: 100,
-        };
-        tokio::spawn(run(listener, config));
+        tokio::spawn(run(listener));
         addr
     }
 
@@ -191,47 +134,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuses_connections_past_the_limit_until_a_place_is_free() {
-        const EVENT: &[u8] = b"{\"user\":\"a\",\"action\":\"buy\",\"amount\":1}\n";
-        const ACCEPTED: &str = "{\"status\":\"accepted\"}\n";
-        const REFUSED: &str = "{\"status\":\"error\",\"reason\":\"too_many_connections\"}\n";
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(run(listener, Config { max_connections: 2 }));
-
-        // Two connections, each answered once, so each holds a place.
-        let mut served = Vec::new();
-        for _ in 0..2 {
-            let mut client = TcpStream::connect(addr).await.unwrap();
-            client.write_all(EVENT).await.unwrap();
-            let mut reply = vec![0; ACCEPTED.len()];
-            client.read_exact(&mut reply).await.unwrap();
-            assert_eq!(reply, ACCEPTED.as_bytes());
-            served.push(client);
-        }
-        // A third is told why without having to ask, then closed.
-        let mut third = TcpStream::connect(addr).await.unwrap();
-        let mut reply = String::new();
-        time::timeout(Duration::from_secs(5), third.read_to_string(&mut reply))
+    async fn a_line_too_long_is_answered_before_its_end_arrives() {
+        let addr = start().await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        // One byte past the limit, and no newline: the reply must not wait for one.
+        client
+            .write_all(&vec![b'x'; framing::MAX_LINE + 1])
             .await
-            .expect("the third connection was neither refused nor closed")
             .unwrap();
-        assert_eq!(reply, REFUSED);
-        // One that sent a line first gets the same answer, not a reset.
-        assert_eq!(exchange(addr, EVENT).await, REFUSED);
-
-        // When a served connection ends, its place is free again. The server learns of the end
-        // when it reads the end-of-file, so try again until it has.
-        drop(served.pop());
-        let deadline = time::Instant::now() + Duration::from_secs(5);
-        loop {
-            let reply = exchange(addr, EVENT).await;
-            if reply == ACCEPTED {
-                break;
-            }
-            assert_eq!(reply, REFUSED);
-            assert!(time::Instant::now() < deadline, "the place was never freed");
-            time::sleep(Duration::from_millis(10)).await;
-        }
+        let mut reply = vec![0; r#"{"status":"error","reason":"line_too_long"}"#.len() + 1];
+        client.read_exact(&mut reply).await.unwrap();
+        assert_eq!(
+            reply,
+            b"{\"status\":\"error\",\"reason\":\"line_too_long\"}\n"
+        );
     }
 }

@@ -43,9 +43,6 @@ pub enum Reason {
     UnknownType,
     /// Longer than [`MAX_LINE`](crate::framing::MAX_LINE) bytes.
     LineTooLong,
-    /// The server is already serving `--max-connections` connections: the one line a new
-    /// connection gets before it is closed.
-    TooManyConnections,
 }
 
 /// One reply line. `#[serde(tag = "status")]` turns the variant into the `"status"` field and
@@ -107,10 +104,13 @@ pub fn parse(line: &[u8]) -> Result<Event, Reason> {
 /// Stage 1: reads the line into [`Fields`], telling "not JSON" from "JSON of the wrong shape".
 fn read_fields(line: &[u8]) -> Result<Fields, Reason> {
     // TODO: Tell "not JSON" from "JSON of the wrong shape". Bytes that are not UTF-8
-    //       (`std::str::from_utf8`) or not JSON at all get Reason::InvalidJson. Deserialize
-    //       into `Fields` with serde_json: JSON that does not fit `Fields` (not an object, a
-    //       duplicate field) gets Reason::InvalidEvent. Careful: serde also builds a struct
-    //       from a JSON array, so a request must start with `{`.
+    //       (`std::str::from_utf8`) are Reason::InvalidJson. Deserialize the text into
+    //       `Fields` with serde_json; careful, serde also builds a struct from a JSON array, so
+    //       a request must start with `{`. When serde refuses the line, it stops at the first
+    //       problem it meets (a duplicate field, say), which says nothing about the rest of the
+    //       line: ask separately whether the whole line is JSON (`serde_json::from_str::<Value>`).
+    //       If it is, the line is JSON of the wrong shape (Reason::InvalidEvent); if not, it is
+    //       Reason::InvalidJson, whatever serde complained about first.
     todo!()
 }
 

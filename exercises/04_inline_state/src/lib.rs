@@ -2,13 +2,15 @@
 //!
 //! Module map:
 //! - [`run`]: the accept loop. It spawns one task per connection.
-//! - `handle_connection`: the per-connection loop: take lines out of the buffer, answer them,
-//!   flush, read more.
-//! - `respond`: parses one line and processes the event right there, work included.
+//! - `handle_connection`: the per-connection loop: take lines out of the buffer and answer each
+//!   one, then read more.
+//! - `respond`: the reply to one line; an event is processed right there, work included.
 //! - [`framing`]: [`LineReader`], which splits the byte stream into lines and enforces the 64 KiB
 //!   line limit.
 //! - [`protocol`]: parsing a line into an [`Event`](protocol::Event), and the [`Reply`] lines.
 //! - [`state`]: [`Balances`], every user's balance behind one lock.
+//! - [`sync`]: where the types that threads share come from (the standard library's, or loom's
+//!   for the model checks).
 //!
 //! This step is deliberately wrong in one way: the work each event takes (`--work-us`) is a
 //! blocking sleep inside an async task. A blocked task blocks the runtime thread under it, and
@@ -21,36 +23,30 @@
 pub mod framing;
 pub mod protocol;
 pub mod state;
+pub mod sync;
 
 use std::io;
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time;
 
 use crate::framing::{Frame, LineReader};
 use crate::protocol::{Reason, Reply};
 use crate::state::Balances;
+use crate::sync::Arc;
 
 /// How long to pause after a failed `accept`, so that a persistent error (such as running out of
 /// file descriptors) does not turn the accept loop into a busy loop that floods the log.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// How long a refused client has to read its `too_many_connections` line and close, before we
-/// close anyway.
-const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
 /// How the server processes events, as set on the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Simulated CPU work per event, done as a blocking sleep where the event is processed.
     pub work: Duration,
-    /// How many connections may be served at once; the next one is refused. Must be at least 1.
-    pub max_connections: usize,
 }
 
 /// What every connection task needs besides its socket. Each task gets its own clone, which is
@@ -72,18 +68,9 @@ pub async fn run(listener: TcpListener, config: Config) {
         balances: Arc::new(Balances::default()),
         work: config.work,
     };
-    // One permit for each connection we may serve at once; a connection holds its permit until
-    // it ends.
-    let places = Arc::new(Semaphore::new(config.max_connections));
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                // A place among the `max_connections`, taken without waiting: at the limit, the
-                // newcomer is turned away at once instead of waiting unanswered.
-                let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
-                    tokio::spawn(refuse(socket));
-                    continue;
-                };
                 let shared = shared.clone();
                 // `spawn` returns at once: the accept loop is back to `accept` while the new
                 // task serves this client. The task owns the socket (`async move`).
@@ -91,8 +78,6 @@ pub async fn run(listener: TcpListener, config: Config) {
                     if let Err(err) = handle_connection(socket, shared).await {
                         eprintln!("connection {peer}: {err}");
                     }
-                    // The connection is over: its place goes to the next client.
-                    drop(place);
                 });
             }
             Err(err) => {
@@ -103,52 +88,22 @@ pub async fn run(listener: TcpListener, config: Config) {
     }
 }
 
-/// Turns away a connection that arrived while `max_connections` others were being served: one
-/// `too_many_connections` line, then close. It runs in a task of its own, so the accept loop
-/// never waits for a client it is refusing.
-async fn refuse(mut socket: TcpStream) {
-    let mut line = Vec::new();
-    Reply::Error {
-        reason: Reason::TooManyConnections,
-    }
-    .write_to(&mut line);
-    // A new connection's send buffer is empty, so this write does not wait for the client to
-    // read. Our end-of-file follows the line.
-    if socket.write_all(&line).await.is_err() || socket.shutdown().await.is_err() {
-        return;
-    }
-    // Closing a socket with unread input resets the connection, and the reset can destroy the
-    // line before the client reads it. So read and discard what the client sends until it
-    // closes its side, or `REFUSE_LINGER` has passed.
-    let mut discard = [0; 1024];
-    let _ = time::timeout(REFUSE_LINGER, async {
-        while matches!(socket.read(&mut discard).await, Ok(n) if n > 0) {}
-    })
-    .await;
-}
-
 /// Answers every complete line the client sends, until it closes its side of the connection.
 async fn handle_connection(mut socket: TcpStream, shared: Shared) -> io::Result<()> {
-    // We batch replies ourselves (below), so Nagle's algorithm, which holds small writes back
-    // hoping to batch them, would only add delay.
-    socket.set_nodelay(true)?;
     let (mut reader, mut writer) = socket.split();
     let mut lines = LineReader::new();
-    // Replies owed to the client, not yet written to the socket.
-    let mut out = Vec::new();
+    // One reply line at a time, in a buffer kept for the whole connection.
+    let mut reply = Vec::new();
 
     loop {
-        // Answer every complete line already buffered. This does no I/O, so a client that
-        // pipelines gets all its replies in one write below.
+        // Answer every complete line already buffered, in order. A garbage line gets an error
+        // reply like any other: it never ends the connection.
         while let Some(frame) = lines.next_line() {
-            respond(&shared, frame).write_to(&mut out);
+            reply.clear();
+            respond(&shared, frame).write_to(&mut reply);
+            writer.write_all(&reply).await?;
         }
-        // The buffer has run dry: send what we owe before waiting for the client, who may be
-        // waiting for these replies before it sends more.
-        if !out.is_empty() {
-            writer.write_all(&out).await?;
-            out.clear();
-        }
+        // The buffer holds no complete line: wait for more bytes.
         if lines.fill(&mut reader).await? == 0 {
             // The client closed its side, and every complete line has been answered. Bytes
             // still buffered are a fragment, not a request: they get no reply.
@@ -190,7 +145,6 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let config = Config {
             work: Duration::ZERO,
-            max_connections: 100,
         };
         tokio::spawn(run(listener, config));
         addr
@@ -229,5 +183,26 @@ mod tests {
             exchange(addr, input.as_bytes()).await,
             expected.join("\n") + "\n"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn balances_are_shared_by_every_connection() {
+        let addr = start().await;
+        let buy = "{\"user\":\"shared\",\"action\":\"buy\",\"amount\":1}\n".repeat(100);
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                let buy = buy.clone();
+                tokio::spawn(async move { exchange(addr, buy.as_bytes()).await })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+        let last = exchange(
+            addr,
+            b"{\"user\":\"shared\",\"action\":\"buy\",\"amount\":1}\n",
+        )
+        .await;
+        assert_eq!(last, "{\"status\":\"ok\",\"balance\":801}\n");
     }
 }

@@ -7,7 +7,6 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -25,10 +24,6 @@ struct Args {
     /// Simulated CPU work per event, in microseconds.
     #[arg(long, value_name = "MICROS", default_value_t = 0)]
     work_us: u64,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 #[tokio::main]
@@ -36,7 +31,6 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config {
         work: Duration::from_micros(args.work_us),
-        max_connections: args.max_connections.get(),
     };
 
     let listener = TcpListener::bind(args.addr)

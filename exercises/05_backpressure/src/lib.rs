@@ -2,14 +2,16 @@
 //!
 //! Module map:
 //! - [`run`]: the accept loop. It spawns one task per connection.
-//! - `handle_connection`: the per-connection loop: take lines out of the buffer, answer them,
-//!   flush, read more.
-//! - `respond`: parses one line and offers the event to the queue, without ever waiting.
+//! - `handle_connection`: the per-connection loop: take lines out of the buffer and answer each
+//!   one, then read more.
+//! - `respond`: the reply to one line; an event is offered to the queue, without ever waiting.
 //! - [`framing`]: [`LineReader`], which splits the byte stream into lines and enforces the 64 KiB
 //!   line limit.
 //! - [`protocol`]: parsing a line into an [`Event`], and the [`Reply`] lines.
 //! - [`state`]: [`Balances`](state::Balances), every user's balance, owned by the worker.
 //! - [`worker`]: the one worker thread that takes events off the queue and processes them.
+//! - [`sync`]: where the types that threads share come from (the standard library's, or loom's
+//!   for the model checks), the queue included.
 //!
 //! The connection tasks no longer do the work: they only parse, queue and reply, so they never
 //! block. The queue is bounded, and when it is full the event is rejected on the spot
@@ -24,27 +26,23 @@
 pub mod framing;
 pub mod protocol;
 pub mod state;
+pub mod sync;
 pub mod worker;
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
 use tokio::time;
 
 use crate::framing::{Frame, LineReader};
 use crate::protocol::{Event, Reason, Reply};
+use crate::sync::queue::{self, Sender};
 
 /// How long to pause after a failed `accept`, so that a persistent error (such as running out of
 /// file descriptors) does not turn the accept loop into a busy loop that floods the log.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// How long a refused client has to read its `too_many_connections` line and close, before we
-/// close anyway.
-const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
 /// How the server processes events, as set on the command line.
 #[derive(Debug, Clone)]
@@ -53,8 +51,6 @@ pub struct Config {
     pub work: Duration,
     /// How many events may wait in the queue for the worker. Must be at least 1.
     pub queue_capacity: usize,
-    /// How many connections may be served at once; the next one is refused. Must be at least 1.
-    pub max_connections: usize,
 }
 
 /// What every connection task needs besides its socket. Each task gets its own clone, which is
@@ -62,7 +58,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 struct Shared {
     /// The sending side of the queue to the worker. Connections only ever `try_send`.
-    events: mpsc::Sender<Event>,
+    events: Sender<Event>,
 }
 
 /// Accepts connections forever, serving each one in its own task.
@@ -72,22 +68,13 @@ struct Shared {
 pub async fn run(listener: TcpListener, config: Config) {
     // The queue holds at most `queue_capacity` events: memory stays bounded however fast
     // clients send and however slow the worker is.
-    let (events, queue) = mpsc::channel(config.queue_capacity);
+    let (events, queue) = queue::bounded(config.queue_capacity);
     // The worker runs for as long as the server does, so its handle is not kept.
     worker::spawn(queue, config.work);
     let shared = Shared { events };
-    // One permit for each connection we may serve at once; a connection holds its permit until
-    // it ends.
-    let places = Arc::new(Semaphore::new(config.max_connections));
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                // A place among the `max_connections`, taken without waiting: at the limit, the
-                // newcomer is turned away at once instead of waiting unanswered.
-                let Ok(place) = Arc::clone(&places).try_acquire_owned() else {
-                    tokio::spawn(refuse(socket));
-                    continue;
-                };
                 let shared = shared.clone();
                 // `spawn` returns at once: the accept loop is back to `accept` while the new
                 // task serves this client. The task owns the socket (`async move`).
@@ -95,8 +82,6 @@ pub async fn run(listener: TcpListener, config: Config) {
                     if let Err(err) = handle_connection(socket, shared).await {
                         eprintln!("connection {peer}: {err}");
                     }
-                    // The connection is over: its place goes to the next client.
-                    drop(place);
                 });
             }
             Err(err) => {
@@ -107,52 +92,22 @@ pub async fn run(listener: TcpListener, config: Config) {
     }
 }
 
-/// Turns away a connection that arrived while `max_connections` others were being served: one
-/// `too_many_connections` line, then close. It runs in a task of its own, so the accept loop
-/// never waits for a client it is refusing.
-async fn refuse(mut socket: TcpStream) {
-    let mut line = Vec::new();
-    Reply::Error {
-        reason: Reason::TooManyConnections,
-    }
-    .write_to(&mut line);
-    // A new connection's send buffer is empty, so this write does not wait for the client to
-    // read. Our end-of-file follows the line.
-    if socket.write_all(&line).await.is_err() || socket.shutdown().await.is_err() {
-        return;
-    }
-    // Closing a socket with unread input resets the connection, and the reset can destroy the
-    // line before the client reads it. So read and discard what the client sends until it
-    // closes its side, or `REFUSE_LINGER` has passed.
-    let mut discard = [0; 1024];
-    let _ = time::timeout(REFUSE_LINGER, async {
-        while matches!(socket.read(&mut discard).await, Ok(n) if n > 0) {}
-    })
-    .await;
-}
-
 /// Answers every complete line the client sends, until it closes its side of the connection.
 async fn handle_connection(mut socket: TcpStream, shared: Shared) -> io::Result<()> {
-    // We batch replies ourselves (below), so Nagle's algorithm, which holds small writes back
-    // hoping to batch them, would only add delay.
-    socket.set_nodelay(true)?;
     let (mut reader, mut writer) = socket.split();
     let mut lines = LineReader::new();
-    // Replies owed to the client, not yet written to the socket.
-    let mut out = Vec::new();
+    // One reply line at a time, in a buffer kept for the whole connection.
+    let mut reply = Vec::new();
 
     loop {
-        // Answer every complete line already buffered. This does no I/O, so a client that
-        // pipelines gets all its replies in one write below.
+        // Answer every complete line already buffered, in order. A garbage line gets an error
+        // reply like any other: it never ends the connection.
         while let Some(frame) = lines.next_line() {
-            respond(&shared, frame).write_to(&mut out);
+            reply.clear();
+            respond(&shared, frame).write_to(&mut reply);
+            writer.write_all(&reply).await?;
         }
-        // The buffer has run dry: send what we owe before waiting for the client, who may be
-        // waiting for these replies before it sends more.
-        if !out.is_empty() {
-            writer.write_all(&out).await?;
-            out.clear();
-        }
+        // The buffer holds no complete line: wait for more bytes.
         if lines.fill(&mut reader).await? == 0 {
             // The client closed its side, and every complete line has been answered. Bytes
             // still buffered are a fragment, not a request: they get no reply.
@@ -174,7 +129,7 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
     match protocol::parse(line) {
         // TODO: Offer the event to the queue without ever waiting: `shared.events.try_send`.
         //       Queued: Reply::Accepted. Full: Reply::Rejected { reason: Reason::ServerBusy }.
-        //       (`send().await` would park this connection until the worker caught up.)
+        //       (Waiting for room would park this connection until the worker caught up.)
         Ok(event) => {
             todo!()
         }
@@ -215,28 +170,24 @@ mod tests {
         let addr = start(Config {
             work: Duration::ZERO,
             queue_capacity: 100,
-            max_connections: 100,
         })
         .await;
         assert_eq!(exchange(addr, &EVENT.repeat(50)).await, vec![ACCEPTED; 50]);
     }
 
     #[tokio::test]
-    async fn a_burst_beyond_the_queue_gets_server_busy() {
-        // The worker needs a second per event, the queue holds one: of a burst of ten, the worker
-        // may already hold one event and the queue one more. The rest are turned away at once.
+    async fn a_burst_beyond_the_queue_gets_server_busy_without_waiting() {
+        // The worker needs ten seconds per event and the queue holds one: of a burst of ten,
+        // the worker may already hold one event and the queue one more. The rest are turned
+        // away at once: all ten replies come long before the first event is processed.
         let addr = start(Config {
-            work: Duration::from_secs(1),
+            work: Duration::from_secs(10),
             queue_capacity: 1,
-            max_connections: 100,
         })
         .await;
-        let replies = time::timeout(
-            Duration::from_millis(500),
-            exchange(addr, &EVENT.repeat(10)),
-        )
-        .await
-        .expect("replies waited for the worker");
+        let replies = time::timeout(Duration::from_secs(5), exchange(addr, &EVENT.repeat(10)))
+            .await
+            .expect("replies waited for the worker");
         let accepted = replies.iter().filter(|r| *r == ACCEPTED).count();
         let busy = replies.iter().filter(|r| *r == BUSY).count();
         assert!((1..=2).contains(&accepted), "{replies:?}");

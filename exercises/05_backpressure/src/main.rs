@@ -28,10 +28,6 @@ struct Args {
     /// Capacity of the queue between reading events and processing them (at least 1).
     #[arg(long, value_name = "EVENTS", default_value = "1024")]
     queue_capacity: NonZeroUsize,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 #[tokio::main]
@@ -40,7 +36,6 @@ async fn main() -> anyhow::Result<()> {
     let config = Config {
         work: Duration::from_micros(args.work_us),
         queue_capacity: args.queue_capacity.get(),
-        max_connections: args.max_connections.get(),
     };
 
     let listener = TcpListener::bind(args.addr)

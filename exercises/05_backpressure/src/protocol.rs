@@ -43,9 +43,6 @@ pub enum Reason {
     UnknownType,
     /// Longer than [`MAX_LINE`](crate::framing::MAX_LINE) bytes.
     LineTooLong,
-    /// The server is already serving `--max-connections` connections: the one line a new
-    /// connection gets before it is closed.
-    TooManyConnections,
     /// The queue is full (the reason in a `rejected` reply).
     ServerBusy,
 }

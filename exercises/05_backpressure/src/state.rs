@@ -29,7 +29,7 @@ impl Balances {
 mod tests {
     use super::*;
 
-    fn event(user: &str, action: Action, amount: u64) -> Event {
+    pub(super) fn event(user: &str, action: Action, amount: u64) -> Event {
         Event {
             user: user.to_string(),
             action,

@@ -1,12 +1,12 @@
 //! The worker: one OS thread that takes events off the queue and processes them.
 
-use std::thread::{self, JoinHandle};
+use std::thread::sleep;
 use std::time::Duration;
-
-use tokio::sync::mpsc;
 
 use crate::protocol::Event;
 use crate::state::Balances;
+use crate::sync::queue::Receiver;
+use crate::sync::thread::{self, JoinHandle};
 
 /// Starts the worker thread. It processes events until every sender of the queue is gone and
 /// the queue is empty.
@@ -14,7 +14,7 @@ use crate::state::Balances;
 /// The worker is a plain `std::thread`, not a tokio task: processing an event blocks (the
 /// `--work-us` sleep stands for CPU work), and blocking belongs on a thread of our own, never on
 /// one of the runtime's threads that the connections need.
-pub fn spawn(mut queue: mpsc::Receiver<Event>, work: Duration) -> JoinHandle<()> {
+pub fn spawn(queue: Receiver<Event>, work: Duration) -> JoinHandle<()> {
     thread::Builder::new()
         .name("worker".to_string())
         .spawn(move || {
@@ -22,8 +22,8 @@ pub fn spawn(mut queue: mpsc::Receiver<Event>, work: Duration) -> JoinHandle<()>
             // no lock.
             let mut balances = Balances::default();
             // TODO: Take events off the queue until it is empty and every sender is gone
-            //       (`queue.blocking_recv()` returns None then). For each one, do the work
-            //       (`thread::sleep(work)`) and apply it to `balances`.
+            //       (`queue.recv()` fails then). For each one, do the work (`sleep(work)`) and
+            //       apply it to `balances`.
             todo!()
         })
         .expect("failed to spawn the worker thread")

@@ -1,13 +1,13 @@
 //! The workers: a pool of OS threads that take events off the queue and process them.
 
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::sleep;
 use std::time::Duration;
-
-use crossbeam_channel::Receiver;
 
 use crate::protocol::Event;
 use crate::state::Balances;
+use crate::sync::queue::Receiver;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::Arc;
 
 /// Starts `count` worker threads. Each processes events until every sender of the queue is gone
 /// and the queue is empty.
@@ -23,8 +23,8 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|index| {
-            // A crossbeam receiver can be cloned: all workers take from the one queue, and each
-            // event goes to exactly one of them.
+            // The receiver can be cloned: all workers take from the one queue, and each event
+            // goes to exactly one of them.
             let queue = queue.clone();
             let balances = Arc::clone(&balances);
             thread::Builder::new()
@@ -32,8 +32,8 @@ pub fn spawn(
                 .spawn(move || {
                     // TODO: Take events off the shared queue until it is empty and every
                     //       sender is gone (`queue.recv()` fails then). Do the work
-                    //       (`thread::sleep(work)`) *before* touching the balances, so that the
-                    //       workers really work at the same time; then `balances.apply(event)`.
+                    //       (`sleep(work)`) *before* touching the balances, so that the workers
+                    //       really work at the same time; then `balances.apply(event)`.
                     todo!()
                 })
                 .expect("failed to spawn a worker thread")

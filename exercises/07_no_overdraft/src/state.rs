@@ -1,11 +1,11 @@
 //! The users' balances, shared by the workers and the connections.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
 use crate::protocol::{Action, Event};
+use crate::sync::Mutex;
 
 /// Every user's balance. A user nobody has seen yet has a balance of 0.
 #[derive(Debug, Default)]
@@ -47,9 +47,8 @@ impl Balances {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn event(user: &str, action: Action, amount: u64) -> Event {
+    pub(super) fn event(user: &str, action: Action, amount: u64) -> Event {
         Event {
             user: user.to_string(),
             action,
@@ -69,27 +68,54 @@ mod tests {
         assert_eq!(balances.get("alice"), 0);
         assert_eq!(balances.get("nobody"), 0);
     }
+}
+
+/// Model checks (`cargo test --features loom`): the lesson's races, tried in every interleaving.
+#[cfg(all(test, feature = "loom"))]
+mod model {
+    use super::tests::event;
+    use super::*;
+    use crate::sync::{model, Arc};
 
     #[test]
-    fn concurrent_sells_never_overdraw() {
-        let balances = Arc::new(Balances::default());
-        balances.apply(event("alice", Action::Buy, 100), Duration::ZERO);
-        // Fifty sells of 10 at once, each holding the balance for a moment between its check
-        // and its update: exactly ten can be covered.
-        let sellers: Vec<_> = (0..50)
-            .map(|_| {
+    fn concurrent_updates_of_one_user_are_never_lost() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            let other = {
                 let balances = Arc::clone(&balances);
-                thread::spawn(move || {
-                    balances.apply(event("alice", Action::Sell, 10), Duration::from_micros(200))
+                loom::thread::spawn(move || {
+                    balances.apply(event("alice", Action::Buy, 1), Duration::ZERO)
                 })
-            })
-            .collect();
-        let applied = sellers
-            .into_iter()
-            .map(|seller| seller.join().unwrap())
-            .filter(|outcome| *outcome == Outcome::Applied)
-            .count();
-        assert_eq!(applied, 10);
-        assert_eq!(balances.get("alice"), 0);
+            };
+            balances.apply(event("alice", Action::Buy, 2), Duration::ZERO);
+            other.join().unwrap();
+            assert_eq!(balances.get("alice"), 3, "an update was lost");
+        });
+    }
+
+    #[test]
+    fn two_sells_never_both_spend_the_same_money() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            balances.apply(event("alice", Action::Buy, 10), Duration::ZERO);
+            let other = {
+                let balances = Arc::clone(&balances);
+                loom::thread::spawn(move || {
+                    balances.apply(event("alice", Action::Sell, 10), Duration::ZERO)
+                })
+            };
+            let mine = balances.apply(event("alice", Action::Sell, 10), Duration::ZERO);
+            let theirs = other.join().unwrap();
+            let balance = balances.get("alice");
+            assert!(
+                balance >= 0,
+                "two sells of 10 against 10 left {balance}: both passed the check"
+            );
+            let applied = [mine, theirs]
+                .iter()
+                .filter(|o| **o == Outcome::Applied)
+                .count();
+            assert_eq!(applied, 1, "sells of 10 against 10 applied: {applied}");
+        });
     }
 }

@@ -1,12 +1,11 @@
 //! The users' balances, shared by the workers and the connections, with one lock per user.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
 use std::thread;
 use std::time::Duration;
 
-use dashmap::DashMap;
-
 use crate::protocol::{Action, Event};
+use crate::sync::{Arc, Mutex, RwLock};
 
 /// Every user's balance. A user nobody has seen yet has a balance of 0.
 #[derive(Debug, Default)]
@@ -14,15 +13,16 @@ pub struct Balances {
     /// User name to that user's balance, behind that user's own lock.
     ///
     /// Two kinds of lock, each with its own job:
-    /// - The `DashMap` finds a user's entry. It is split into shards, each behind its own
-    ///   read-write lock, and a shard stays locked only for the lookup or the insertion.
+    /// - The `RwLock` guards the map itself: which users exist. Nearly every access only *reads*
+    ///   it (an event for a user already seen, every balance query), and any number of threads
+    ///   may hold a read lock at once. Only a user's first event takes the write lock, to add
+    ///   the user. Either is held just long enough to find the user, never through a risk check.
     /// - The `Mutex<i64>` guards one user's balance. It is held from the overdraft check, through
     ///   the risk check, to the update: only events for the same user wait for it.
     ///
     /// The `Arc` is what lets the two be held at different times: a worker clones the user's
-    /// `Arc` out of the map, lets go of the shard, and only then locks the balance. Holding a
-    /// shard through a risk check would block every other user in that shard.
-    users: DashMap<String, Arc<Mutex<i64>>>,
+    /// `Arc` out of the map, lets go of the map, and only then locks the balance.
+    users: RwLock<HashMap<String, Arc<Mutex<i64>>>>,
 }
 
 /// What applying an event did.
@@ -47,16 +47,17 @@ impl Balances {
     /// The user's balance, 0 for a user never seen.
     pub fn get(&self, user: &str) -> i64 {
         // TODO: Read `user`'s balance, 0 for a user never seen, without adding the user to the
-        //       map: clone the user's `Arc` out of the DashMap, let the map's guard go, then lock
-        //       only that user's balance. A read for one user never waits for another one.
+        //       map: take a read lock on `self.users`, clone the user's `Arc` out, let the read
+        //       lock go, then lock only that user's balance.
         todo!()
     }
 
     /// The lock around `user`'s balance, created at 0 the first time the user is seen.
     fn account(&self, user: &str) -> Arc<Mutex<i64>> {
-        // TODO: Return the lock around `user`'s balance, created at 0 the first time the
-        //       user is seen (`self.users.entry(..).or_default()`). Clone the `Arc` out and let
-        //       the DashMap guard go at once: a guard kept alive locks a whole shard of users.
+        // TODO: Return the lock around `user`'s balance, created at 0 the first time the user
+        //       is seen. A read lock on `self.users` finds a known user (clone the `Arc` out);
+        //       only a new user takes the write lock, and looks again under it
+        //       (`entry(..).or_default()`): another worker may have added the user meanwhile.
         todo!()
     }
 }
@@ -64,9 +65,8 @@ impl Balances {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
-    fn event(user: &str, action: Action, amount: u64) -> Event {
+    pub(super) fn event(user: &str, action: Action, amount: u64) -> Event {
         Event {
             user: user.to_string(),
             action,
@@ -86,45 +86,74 @@ mod tests {
         assert_eq!(balances.get("alice"), 0);
         assert_eq!(balances.get("nobody"), 0);
     }
+}
+
+/// Model checks (`cargo test --features loom`): the lesson's races, tried in every interleaving.
+#[cfg(all(test, feature = "loom"))]
+mod model {
+    use super::tests::event;
+    use super::*;
+    use crate::sync::{model, Arc};
 
     #[test]
-    fn concurrent_sells_never_overdraw() {
-        let balances = Arc::new(Balances::default());
-        balances.apply(event("alice", Action::Buy, 100), Duration::ZERO);
-        // Fifty sells of 10 at once, each holding the balance for a moment between its check
-        // and its update: exactly ten can be covered.
-        let sellers: Vec<_> = (0..50)
-            .map(|_| {
+    fn concurrent_updates_of_one_user_are_never_lost() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            let other = {
                 let balances = Arc::clone(&balances);
-                thread::spawn(move || {
-                    balances.apply(event("alice", Action::Sell, 10), Duration::from_micros(200))
+                loom::thread::spawn(move || {
+                    balances.apply(event("alice", Action::Buy, 1), Duration::ZERO)
                 })
-            })
-            .collect();
-        let applied = sellers
-            .into_iter()
-            .map(|seller| seller.join().unwrap())
-            .filter(|outcome| *outcome == Outcome::Applied)
-            .count();
-        assert_eq!(applied, 10);
-        assert_eq!(balances.get("alice"), 0);
+            };
+            balances.apply(event("alice", Action::Buy, 2), Duration::ZERO);
+            other.join().unwrap();
+            assert_eq!(balances.get("alice"), 3, "an update was lost");
+        });
     }
 
     #[test]
-    fn other_users_do_not_wait_for_a_risk_check() {
-        let balances = Arc::new(Balances::default());
-        balances.apply(event("bob", Action::Buy, 5), Duration::ZERO);
-        let slow = {
-            let balances = Arc::clone(&balances);
-            thread::spawn(move || {
-                balances.apply(event("alice", Action::Buy, 1), Duration::from_millis(500))
-            })
-        };
-        thread::sleep(Duration::from_millis(50));
-        let started = Instant::now();
-        assert_eq!(balances.get("bob"), 5);
-        balances.apply(event("carol", Action::Buy, 1), Duration::ZERO);
-        assert!(started.elapsed() < Duration::from_millis(250));
-        slow.join().unwrap();
+    fn two_sells_never_both_spend_the_same_money() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            balances.apply(event("alice", Action::Buy, 10), Duration::ZERO);
+            let other = {
+                let balances = Arc::clone(&balances);
+                loom::thread::spawn(move || {
+                    balances.apply(event("alice", Action::Sell, 10), Duration::ZERO)
+                })
+            };
+            let mine = balances.apply(event("alice", Action::Sell, 10), Duration::ZERO);
+            let theirs = other.join().unwrap();
+            let balance = balances.get("alice");
+            assert!(
+                balance >= 0,
+                "two sells of 10 against 10 left {balance}: both passed the check"
+            );
+            let applied = [mine, theirs]
+                .iter()
+                .filter(|o| **o == Outcome::Applied)
+                .count();
+            assert_eq!(applied, 1, "sells of 10 against 10 applied: {applied}");
+        });
+    }
+
+    #[test]
+    fn a_new_user_seen_by_two_workers_at_once_gets_one_account() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            let other = {
+                let balances = Arc::clone(&balances);
+                loom::thread::spawn(move || {
+                    balances.apply(event("newcomer", Action::Buy, 1), Duration::ZERO)
+                })
+            };
+            balances.apply(event("newcomer", Action::Buy, 2), Duration::ZERO);
+            other.join().unwrap();
+            assert_eq!(
+                balances.get("newcomer"),
+                3,
+                "the first events of a new user went to two different accounts"
+            );
+        });
     }
 }

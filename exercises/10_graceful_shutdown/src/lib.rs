@@ -1,28 +1,32 @@
-//! Step 10: graceful shutdown. On a signal the server stops accepting, answers and flushes what
-//! it has read, closes every connection without losing a reply, processes every accepted event,
-//! and reports its final counters.
+//! Step 10: graceful shutdown. On a signal the server stops accepting, answers what it has read,
+//! closes every connection without losing a reply, processes every accepted event, and reports
+//! its final counters.
 //!
 //! Module map:
 //! - [`run`]: the accept loop, until the shutdown future completes; then the drain.
-//! - `handle_connection`: the per-connection loop: take lines out of the buffer, answer them,
-//!   flush, read more; on shutdown, stop reading and close.
+//! - `spawn_connection`: the task that serves one connection.
+//! - `close_listener`: refuses new connections, and takes in those still waiting to be accepted.
+//! - `handle_connection`: the per-connection loop: take lines out of the buffer and answer each
+//!   one, then read more; on shutdown, stop reading and close.
 //! - `lingering_close`: closes a connection without the kernel throwing replies away.
-//! - `respond`: parses one line; offers an event to the queue without ever waiting, and answers a
-//!   balance, metrics or health query on the spot.
+//! - `respond`: the reply to one line; an event is offered to the queue, without ever waiting,
+//!   and a balance, metrics or health query is answered on the spot.
 //! - [`framing`]: [`LineReader`], which splits the byte stream into lines and enforces the 64 KiB
 //!   line limit.
 //! - [`protocol`]: parsing a line into a [`Request`], and the [`Reply`] lines.
-//! - [`state`]: [`Balances`], every user's balance behind a lock of its own, shared by the workers
-//!   and the connections; checking and applying a sell happen under the user's lock.
+//! - [`state`]: [`Balances`], every user's balance behind a lock of its own, found through a
+//!   read-mostly map; checking and applying a sell happen under the user's lock.
 //! - [`worker`]: the worker threads that take events off the queue and process them.
 //! - [`metrics`]: [`Metrics`], four atomic counters and a consistent snapshot.
 //! - [`shutdown`]: [`Shutdown`], each connection's end of the shutdown signal.
+//! - [`sync`]: where the types that threads share come from (the standard library's, or loom's
+//!   for the model checks), the queue included.
 //!
 //! Until now the only way to stop the server was to kill it, losing every accepted event still
 //! in the queue and every reply not yet delivered. Shutting down gracefully takes two
 //! mechanisms:
 //! - **Broadcast to stop.** `run` sends the shutdown deadline on a `broadcast` channel that every
-//!   connection task listens to. Each one stops reading, flushes what it owes and closes.
+//!   connection task listens to. Each one stops reading, answers what it has read and closes.
 //! - **Drop to complete.** Nobody sends on the `done` channel: every connection task and every
 //!   worker holds a clone of its sender and drops it when finished. When the last clone is gone,
 //!   `done.recv()` returns `None`, and `run` knows everything is finished. The event queue works
@@ -41,19 +45,18 @@ pub mod metrics;
 pub mod protocol;
 pub mod shutdown;
 pub mod state;
+pub mod sync;
 pub mod worker;
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::{self, Instant};
 
 use crate::framing::{Frame, LineReader};
@@ -61,6 +64,8 @@ use crate::metrics::{Metrics, Snapshot};
 use crate::protocol::{Event, Reason, Reply, Request};
 use crate::shutdown::Shutdown;
 use crate::state::Balances;
+use crate::sync::queue::{self, Sender};
+use crate::sync::Arc;
 
 /// How long to pause after a failed `accept`, so that a persistent error (such as running out of
 /// file descriptors) does not turn the accept loop into a busy loop that floods the log.
@@ -70,10 +75,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// client that has read our end-of-file stops sending; one that is idle, or not reading at all,
 /// should not keep the server from exiting until the deadline.
 const LINGER_QUIET: Duration = Duration::from_millis(500);
-
-/// How long a refused client has to read its `too_many_connections` line and close, before we
-/// close anyway.
-const REFUSE_LINGER: Duration = Duration::from_secs(1);
 
 /// How the server processes events, as set on the command line.
 #[derive(Debug, Clone)]
@@ -88,8 +89,6 @@ pub struct Config {
     pub hold: Duration,
     /// How long a graceful shutdown may take, from the signal to the last event processed.
     pub shutdown_timeout: Duration,
-    /// How many connections may be served at once; the next one is refused. Must be at least 1.
-    pub max_connections: usize,
 }
 
 /// How a graceful shutdown ended.
@@ -135,7 +134,7 @@ pub async fn run(
 ) -> Report {
     // The queue holds at most `queue_capacity` events: memory stays bounded however fast
     // clients send and however slow the workers are.
-    let (events, queue) = crossbeam_channel::bounded(config.queue_capacity);
+    let (events, queue) = queue::bounded(config.queue_capacity);
     let balances = Arc::new(Balances::default());
     let metrics = Arc::new(Metrics::default());
     // Drop to complete: every connection task and every worker holds a clone of `done`.
@@ -156,9 +155,6 @@ pub async fn run(
     };
     // Broadcast to stop: one value, the deadline, sent once to every connection task.
     let (notify_shutdown, _) = broadcast::channel(1);
-    // One permit for each connection we may serve at once; a connection holds its permit until
-    // it ends.
-    let places = Arc::new(Semaphore::new(config.max_connections));
 
     // `shutdown` is polled again on every turn of the loop, so it must stay in one place.
     tokio::pin!(shutdown);
@@ -168,9 +164,7 @@ pub async fn run(
         //       `&mut shutdown` completes, `break` out of the accept loop.
         let accepted: io::Result<(TcpStream, SocketAddr)> = todo!();
         match accepted {
-            Ok((socket, peer)) => {
-                spawn_connection(socket, peer, &places, &shared, &notify_shutdown, &done);
-            }
+            Ok((socket, peer)) => spawn_connection(socket, peer, &shared, &notify_shutdown, &done),
             Err(err) => {
                 eprintln!("accept failed: {err}");
                 time::sleep(ACCEPT_BACKOFF).await;
@@ -181,11 +175,11 @@ pub async fn run(
     // 1. Refuse new connections at once. Clients still waiting in the listener's queue already
     //    count as connected: they are served (and closed) like every other connection.
     for (socket, peer) in close_listener(listener) {
-        spawn_connection(socket, peer, &places, &shared, &notify_shutdown, &done);
+        spawn_connection(socket, peer, &shared, &notify_shutdown, &done);
     }
     let deadline = shutdown::deadline_after(config.shutdown_timeout);
-    // TODO: 2. Tell every connection to stop reading, flush what it owes and close by the
-    //          deadline: send `deadline` on `notify_shutdown`.
+    // TODO: 2. Tell every connection to stop reading, answer what it has read and close by
+    //          the deadline: send `deadline` on `notify_shutdown`.
     //       3. Let go of our own handles: drop `shared` (our sender of the queue: the workers
     //          see the queue close only once every sender is gone) and `done`.
     //       4. Wait until every connection task and every worker has dropped its `done`
@@ -211,22 +205,14 @@ pub async fn run(
     }
 }
 
-/// Starts the task that serves one connection, or refuses it when `max_connections` others are
-/// being served.
+/// Starts the task that serves one connection.
 fn spawn_connection(
     socket: TcpStream,
     peer: SocketAddr,
-    places: &Arc<Semaphore>,
     shared: &Shared,
     notify_shutdown: &broadcast::Sender<Instant>,
     done: &mpsc::Sender<()>,
 ) {
-    // A place among the `max_connections`, taken without waiting: at the limit, the newcomer is
-    // turned away at once instead of waiting unanswered.
-    let Ok(place) = Arc::clone(places).try_acquire_owned() else {
-        tokio::spawn(refuse(socket));
-        return;
-    };
     let shared = shared.clone();
     // Subscribed here, before the task exists, so that no task can miss the signal.
     let shutdown = Shutdown::new(notify_shutdown.subscribe());
@@ -237,35 +223,9 @@ fn spawn_connection(
         if let Err(err) = handle_connection(socket, shared, shutdown).await {
             eprintln!("connection {peer}: {err}");
         }
-        // This connection is finished: its place goes to the next client.
-        drop(place);
+        // This connection is finished.
         drop(done);
     });
-}
-
-/// Turns away a connection that arrived while `max_connections` others were being served: one
-/// `too_many_connections` line, then close. It runs in a task of its own, so the accept loop
-/// never waits for a client it is refusing.
-async fn refuse(mut socket: TcpStream) {
-    let mut line = Vec::new();
-    Reply::Error {
-        reason: Reason::TooManyConnections,
-    }
-    .write_to(&mut line);
-    // A new connection's send buffer is empty, so this write does not wait for the client to
-    // read. Our end-of-file follows the line.
-    if socket.write_all(&line).await.is_err() || socket.shutdown().await.is_err() {
-        return;
-    }
-    // Closing a socket with unread input resets the connection, and the reset can destroy the
-    // line before the client reads it. So read and discard what the client sends until it
-    // closes its side, or `REFUSE_LINGER` has passed (a short lingering close; see
-    // `lingering_close` below).
-    let mut discard = [0; 1024];
-    let _ = time::timeout(REFUSE_LINGER, async {
-        while matches!(socket.read(&mut discard).await, Ok(n) if n > 0) {}
-    })
-    .await;
 }
 
 /// Closes the listener, and returns the connections that were still waiting in its queue.
@@ -303,38 +263,27 @@ async fn handle_connection(
     shared: Shared,
     mut shutdown: Shutdown,
 ) -> io::Result<()> {
-    // We batch replies ourselves (below), so Nagle's algorithm, which holds small writes back
-    // hoping to batch them, would only add delay.
-    socket.set_nodelay(true)?;
     let (mut reader, mut writer) = socket.split();
     let mut lines = LineReader::new();
-    // Replies owed to the client, not yet written to the socket.
-    let mut out = Vec::new();
-    // The shutdown signal, as one future for the whole connection. Polled again each time round
-    // the loop, it keeps its place among the broadcast's waiters; a fresh `shutdown.recv()` per
-    // round would join the waiters and leave them again (a lock each) for every read.
-    let stop = shutdown.recv();
-    tokio::pin!(stop);
+    // One reply line at a time, in a buffer kept for the whole connection.
+    let mut reply = Vec::new();
 
     let deadline = loop {
-        // Answer every complete line already buffered. This does no I/O, so a client that
-        // pipelines gets all its replies in one write below.
+        // Answer every complete line already buffered, in order. A garbage line gets an error
+        // reply like any other: it never ends the connection. (Should the client never read its
+        // replies, a write never ends; during a shutdown, `run` stops waiting at the deadline.)
         while let Some(frame) = lines.next_line() {
-            respond(&shared, frame).write_to(&mut out);
+            reply.clear();
+            respond(&shared, frame).write_to(&mut reply);
+            writer.write_all(&reply).await?;
         }
-        // The buffer has run dry: send what we owe before waiting for the client, who may be
-        // waiting for these replies before it sends more. (Should the client never read them,
-        // this write never ends; during a shutdown, `run` stops waiting at the deadline.)
-        if !out.is_empty() {
-            writer.write_all(&out).await?;
-            out.clear();
-        }
-        // Wait for more bytes or for shutdown, whichever comes first. `biased` checks shutdown
-        // first, so once it has begun no more lines are read, even if the client keeps sending.
-        // Every line read so far has been answered and flushed just above.
+        // The buffer holds no complete line: wait for more bytes, or for the shutdown, whichever
+        // comes first. `biased` looks at the shutdown first, so once it has begun no more lines
+        // are read, even from a client that keeps sending. Every line read so far has been
+        // answered just above.
         tokio::select! {
             biased;
-            deadline = &mut stop => break deadline,
+            deadline = shutdown.recv() => break deadline,
             read = lines.fill(&mut reader) => {
                 if read? == 0 {
                     // The client closed its side, and every complete line has been answered.
@@ -376,8 +325,8 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
     };
     match protocol::parse(line) {
         // `try_send` never waits. Either the queue has room and the event is in it, or the queue
-        // is full and the client hears so at once. (`send().await` would instead park this
-        // connection until the worker caught up, and its client would wait without knowing why.)
+        // is full and the client hears so at once. (Waiting for room would park this connection
+        // until the worker caught up, and its client would wait without knowing why.)
         Ok(Request::Event(event)) => {
             // Counted before it can possibly be processed or dropped (see `metrics`).
             shared.metrics.event_received();
@@ -409,8 +358,8 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
-    use tokio::sync::oneshot;
+    use std::sync::Arc as StdArc;
+    use tokio::sync::{oneshot, Notify};
     use tokio::task::JoinHandle;
 
     /// Starts a server on a free port in a background task and returns its address.
@@ -420,6 +369,89 @@ mod tests {
         // These tests never shut the server down.
         tokio::spawn(run(listener, config, std::future::pending()));
         addr
+    }
+
+    /// Sends `input`, half-closes, and returns the reply lines.
+    async fn exchange(addr: SocketAddr, input: &str) -> Vec<String> {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(input.as_bytes()).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).await.unwrap();
+        reply.lines().map(str::to_string).collect()
+    }
+
+    const EVENT: &str = "{\"user\":\"a\",\"action\":\"buy\",\"amount\":1}\n";
+    const ACCEPTED: &str = r#"{"status":"accepted"}"#;
+    const BUSY: &str = r#"{"status":"rejected","reason":"server_busy"}"#;
+
+    #[tokio::test]
+    async fn accepts_events_while_the_queue_has_room() {
+        let addr = start(Config {
+            work: Duration::ZERO,
+            queue_capacity: 100,
+            workers: 4,
+            hold: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(10),
+        })
+        .await;
+        assert_eq!(exchange(addr, &EVENT.repeat(50)).await, vec![ACCEPTED; 50]);
+    }
+
+    #[tokio::test]
+    async fn balance_query_sees_processed_events() {
+        let addr = start(Config {
+            work: Duration::ZERO,
+            queue_capacity: 100,
+            workers: 4,
+            hold: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(10),
+        })
+        .await;
+        let sell = r#"{"user":"b","action":"sell","amount":30}"#;
+        // 20 buys of 1 for `a`; a sell of 30 for `b`, who has nothing, is refused.
+        exchange(addr, &(EVENT.repeat(20) + sell + "\n")).await;
+        // Accepted is not processed yet: ask until the workers have caught up.
+        let query = concat!(
+            r#"{"type":"balance","user":"a"}"#,
+            "\n",
+            r#"{"type":"balance","user":"b"}"#,
+            "\n",
+        );
+        let expected = [
+            r#"{"status":"ok","balance":20}"#,
+            r#"{"status":"ok","balance":0}"#,
+        ];
+        let deadline = time::Instant::now() + Duration::from_secs(5);
+        while exchange(addr, query).await != expected {
+            assert!(
+                time::Instant::now() < deadline,
+                "the balances never reached {expected:?}"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_beyond_the_queue_gets_server_busy_without_waiting() {
+        // The worker needs ten seconds per event and the queue holds one: of a burst of ten,
+        // the worker may already hold one event and the queue one more. The rest are turned
+        // away at once: all ten replies come long before the first event is processed.
+        let addr = start(Config {
+            work: Duration::from_secs(10),
+            queue_capacity: 1,
+            workers: 1,
+            hold: Duration::ZERO,
+            shutdown_timeout: Duration::from_secs(10),
+        })
+        .await;
+        let replies = time::timeout(Duration::from_secs(5), exchange(addr, &EVENT.repeat(10)))
+            .await
+            .expect("replies waited for the worker");
+        let accepted = replies.iter().filter(|r| *r == ACCEPTED).count();
+        let busy = replies.iter().filter(|r| *r == BUSY).count();
+        assert!((1..=2).contains(&accepted), "{replies:?}");
+        assert_eq!(accepted + busy, 10, "{replies:?}");
     }
 
     /// A server on a free port, running in a background task, that a test can shut down.
@@ -446,150 +478,49 @@ mod tests {
         /// Starts the shutdown and waits (a bounded time) for the report.
         async fn shut_down(self) -> Report {
             self.stop.send(()).unwrap();
-            time::timeout(Duration::from_secs(5), self.report)
+            time::timeout(Duration::from_secs(15), self.report)
                 .await
                 .expect("shutdown took too long")
                 .unwrap()
         }
     }
 
-    /// Sends `input`, half-closes, and returns the reply lines.
-    async fn exchange(addr: SocketAddr, input: &str) -> Vec<String> {
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        client.write_all(input.as_bytes()).await.unwrap();
-        client.shutdown().await.unwrap();
-        let mut reply = String::new();
-        client.read_to_string(&mut reply).await.unwrap();
-        reply.lines().map(str::to_string).collect()
-    }
-
-    const EVENT: &str = "{\"user\":\"a\",\"action\":\"buy\",\"amount\":1}\n";
-    const ACCEPTED: &str = r#"{"status":"accepted"}"#;
-    const BUSY: &str = r#"{"status":"rejected","reason":"server_busy"}"#;
-
-    #[tokio::test]
-    async fn refuses_connections_past_the_limit_until_a_place_is_free() {
-        const REFUSED: &str = r#"{"status":"error","reason":"too_many_connections"}"#;
-        let server = Server::start(Config {
+    /// A configuration for tests: no work, room in the queue, two workers.
+    fn config() -> Config {
+        Config {
             work: Duration::ZERO,
             queue_capacity: 100,
             workers: 2,
             hold: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(10),
-            max_connections: 1,
-        })
-        .await;
-        let mut served = TcpStream::connect(server.addr).await.unwrap();
-        served.write_all(EVENT.as_bytes()).await.unwrap();
-        let mut reply = vec![0; ACCEPTED.len() + 1];
-        served.read_exact(&mut reply).await.unwrap();
-        assert_eq!(reply, format!("{ACCEPTED}\n").as_bytes());
-
-        // The limit is reached: a second connection's events are never processed.
-        assert_eq!(exchange(server.addr, &EVENT.repeat(3)).await, vec![REFUSED]);
-        // The place is free again once the first connection ends; the server learns of the
-        // end when it reads the end-of-file, so try again until it has.
-        drop(served);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while exchange(server.addr, EVENT).await != vec![ACCEPTED] {
-            assert!(Instant::now() < deadline, "the place was never freed");
-            time::sleep(Duration::from_millis(10)).await;
         }
-        let report = server.shut_down().await;
+    }
+
+    #[tokio::test]
+    async fn accepts_events_and_reports_them_at_shutdown() {
+        let server = Server::start(config()).await;
         assert_eq!(
-            report.metrics.received, 2,
-            "refused connections count no event"
+            exchange(server.addr, &EVENT.repeat(50)).await,
+            vec![ACCEPTED; 50]
         );
-    }
-
-    #[tokio::test]
-    async fn accepts_events_while_the_queue_has_room() {
-        let addr = start(Config {
-            work: Duration::ZERO,
-            queue_capacity: 100,
-            workers: 4,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
-        })
-        .await;
-        assert_eq!(exchange(addr, &EVENT.repeat(50)).await, vec![ACCEPTED; 50]);
-    }
-
-    #[tokio::test]
-    async fn balance_query_sees_processed_events() {
-        let addr = start(Config {
-            work: Duration::ZERO,
-            queue_capacity: 100,
-            workers: 4,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
-        })
-        .await;
-        let sell = r#"{"user":"b","action":"sell","amount":30}"#;
-        // 20 buys of 1 for `a`; a sell of 30 for `b`, who has nothing, is refused.
-        exchange(addr, &(EVENT.repeat(20) + sell + "\n")).await;
-        // Accepted is not processed yet: wait until the workers have caught up.
-        let query = concat!(
-            r#"{"type":"balance","user":"a"}"#,
-            "\n",
-            r#"{"type":"balance","user":"b"}"#,
-            "\n",
+        let report = server.shut_down().await;
+        assert_eq!(report.unprocessed, 0);
+        assert_eq!(
+            (report.metrics.received, report.metrics.processed),
+            (50, 50)
         );
-        let expected = [
-            r#"{"status":"ok","balance":20}"#,
-            r#"{"status":"ok","balance":0}"#,
-        ];
-        for _ in 0..100 {
-            if exchange(addr, query).await == expected {
-                return;
-            }
-            time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the balances never reached {expected:?}");
-    }
-
-    #[tokio::test]
-    async fn a_burst_beyond_the_queue_gets_server_busy() {
-        // The worker needs a second per event, the queue holds one: of a burst of ten, the worker
-        // may already hold one event and the queue one more. The rest are turned away at once.
-        let addr = start(Config {
-            work: Duration::from_secs(1),
-            queue_capacity: 1,
-            workers: 1,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
-        })
-        .await;
-        let replies = time::timeout(
-            Duration::from_millis(500),
-            exchange(addr, &EVENT.repeat(10)),
-        )
-        .await
-        .expect("replies waited for the worker");
-        let accepted = replies.iter().filter(|r| *r == ACCEPTED).count();
-        let busy = replies.iter().filter(|r| *r == BUSY).count();
-        assert!((1..=2).contains(&accepted), "{replies:?}");
-        assert_eq!(accepted + busy, 10, "{replies:?}");
+        assert_eq!(
+            report.metrics_line(),
+            r#"{"status":"ok","received":50,"processed":50,"dropped":0,"refused":0}"#
+        );
     }
 
     #[tokio::test]
     async fn shutdown_closes_idle_connections_and_refuses_new_ones() {
-        let server = Server::start(Config {
-            work: Duration::ZERO,
-            queue_capacity: 10,
-            workers: 2,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
-        })
-        .await;
+        let server = Server::start(config()).await;
         let addr = server.addr;
         // Connected, silent, never closing: it must not hold the shutdown back.
         let mut idle = TcpStream::connect(addr).await.unwrap();
-        time::sleep(Duration::from_millis(50)).await;
 
         let report = server.shut_down().await;
         assert_eq!(report.unprocessed, 0);
@@ -603,15 +534,7 @@ mod tests {
     async fn shutdown_closes_connections_still_waiting_to_be_accepted() {
         use std::io::Read;
 
-        let server = Server::start(Config {
-            work: Duration::ZERO,
-            queue_capacity: 10,
-            workers: 2,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
-        })
-        .await;
+        let server = Server::start(config()).await;
         // Blocking connects never yield to the server task, so when the shutdown begins these
         // connections are still in the listener's queue, one of them with a line already sent.
         let mut waiting: Vec<_> = (0..3)
@@ -624,7 +547,7 @@ mod tests {
         // Each is closed cleanly (end of file), not reset.
         for client in &mut waiting {
             client
-                .set_read_timeout(Some(Duration::from_secs(2)))
+                .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
             let mut rest = Vec::new();
             client
@@ -639,10 +562,7 @@ mod tests {
         let server = Server::start(Config {
             work: Duration::from_millis(2),
             queue_capacity: 1000,
-            workers: 2,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
+            ..config()
         })
         .await;
         let client = TcpStream::connect(server.addr).await.unwrap();
@@ -676,27 +596,28 @@ mod tests {
     #[tokio::test]
     async fn shutdown_loses_no_reply_to_a_client_still_sending() {
         let server = Server::start(Config {
-            work: Duration::ZERO,
             queue_capacity: 100_000,
-            workers: 2,
-            hold: Duration::ZERO,
-            shutdown_timeout: Duration::from_secs(10),
-            max_connections: 100,
+            ..config()
         })
         .await;
         let client = TcpStream::connect(server.addr).await.unwrap();
         let (mut reader, mut writer) = client.into_split();
         // Megabytes of events, and no reply read until the shutdown has begun: when the server
         // stops reading, much of this is still on its way, and replies wait in its send buffer.
-        let sender = tokio::spawn(async move {
-            let batch = EVENT.repeat(1000);
-            for _ in 0..60 {
-                if writer.write_all(batch.as_bytes()).await.is_err() {
-                    break;
+        let started = StdArc::new(Notify::new());
+        let sender = {
+            let started = StdArc::clone(&started);
+            tokio::spawn(async move {
+                let batch = EVENT.repeat(1000);
+                for _ in 0..60 {
+                    if writer.write_all(batch.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    started.notify_one();
                 }
-            }
-        });
-        time::sleep(Duration::from_millis(100)).await;
+            })
+        };
+        started.notified().await;
         server.stop.send(()).unwrap();
         let mut replies = String::new();
         reader.read_to_string(&mut replies).await.unwrap();
@@ -714,9 +635,8 @@ mod tests {
             work: Duration::from_millis(300),
             queue_capacity: 10,
             workers: 1,
-            hold: Duration::ZERO,
             shutdown_timeout: Duration::from_millis(100),
-            max_connections: 100,
+            ..config()
         })
         .await;
         let replies = exchange(server.addr, &EVENT.repeat(5)).await;
@@ -726,5 +646,102 @@ mod tests {
         // One event per 300 ms, 100 ms to drain five: most were never processed.
         assert!(report.unprocessed >= 3, "{report:?}");
         assert_eq!(report.unprocessed, 5 - report.metrics.processed);
+    }
+}
+
+/// Model checks (`cargo test --features loom`): the counting of a real connection and a real
+/// worker, tried in every interleaving against a metrics query.
+#[cfg(all(test, feature = "loom"))]
+mod model {
+    use super::*;
+    use crate::sync::{model, thread};
+
+    const EVENT: &[u8] = br#"{"user":"a","action":"buy","amount":1}"#;
+
+    /// A server's shared state with a queue of `capacity` and one worker, as `run` makes it.
+    fn server(capacity: usize) -> (Shared, Vec<thread::JoinHandle<()>>) {
+        let (events, queue) = queue::bounded(capacity);
+        let balances = Arc::new(Balances::default());
+        let metrics = Arc::new(Metrics::default());
+        let (done, _) = mpsc::channel(1);
+        let workers = worker::spawn(
+            1,
+            queue,
+            Arc::clone(&balances),
+            Arc::clone(&metrics),
+            Duration::ZERO,
+            Duration::ZERO,
+            done,
+        );
+        let shared = Shared {
+            events,
+            balances,
+            metrics,
+        };
+        (shared, workers)
+    }
+
+    /// Checks one metrics reply against the rule every snapshot keeps.
+    fn check(reply: Reply) {
+        let Reply::Metrics(m) = reply else {
+            panic!("a metrics query got {reply:?}");
+        };
+        assert!(
+            m.processed + m.dropped <= m.received,
+            "a snapshot counted more events done than received: {m:?}"
+        );
+    }
+
+    #[test]
+    fn no_snapshot_counts_an_event_done_before_it_is_received() {
+        model(|| {
+            let (shared, workers) = server(1);
+            let connection = {
+                let shared = shared.clone();
+                thread::spawn(move || respond(&shared, Frame::Line(EVENT)))
+            };
+            check(respond(&shared, Frame::Line(br#"{"type":"metrics"}"#)));
+            assert_eq!(connection.join().unwrap(), Reply::Accepted);
+            let metrics = Arc::clone(&shared.metrics);
+            // The last sender goes: the worker finishes the queue and leaves.
+            drop(shared);
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            let done = metrics.snapshot();
+            assert_eq!((done.received, done.processed), (1, 1), "{done:?}");
+        });
+    }
+
+    #[test]
+    fn no_snapshot_counts_an_event_dropped_before_it_is_received() {
+        model(|| {
+            // A queue of one, already holding an event that the worker cannot take yet (it is
+            // stopped first, below): the next event is dropped.
+            let (shared, workers) = server(1);
+            let connection = {
+                let shared = shared.clone();
+                thread::spawn(move || {
+                    let first = respond(&shared, Frame::Line(EVENT));
+                    let second = respond(&shared, Frame::Line(EVENT));
+                    (first, second)
+                })
+            };
+            check(respond(&shared, Frame::Line(br#"{"type":"metrics"}"#)));
+            let (first, second) = connection.join().unwrap();
+            assert_eq!(first, Reply::Accepted);
+            let metrics = Arc::clone(&shared.metrics);
+            drop(shared);
+            for worker in workers {
+                worker.join().unwrap();
+            }
+            let done = metrics.snapshot();
+            let dropped = u64::from(second != Reply::Accepted);
+            assert_eq!(
+                (done.received, done.processed, done.dropped),
+                (2, 2 - dropped, dropped),
+                "{done:?}"
+            );
+        });
     }
 }

@@ -43,10 +43,6 @@ struct Args {
     /// How long a graceful shutdown may take, in milliseconds.
     #[arg(long, value_name = "MILLIS", default_value_t = 10_000)]
     shutdown_timeout_ms: u64,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 /// One worker per CPU this process may use, unless told otherwise.
@@ -63,7 +59,6 @@ async fn main() -> anyhow::Result<()> {
         workers: args.workers.get(),
         hold: Duration::from_micros(args.hold_us),
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
-        max_connections: args.max_connections.get(),
     };
 
     // Take over SIGINT and SIGTERM before announcing ourselves: from here on they start a

@@ -1,15 +1,16 @@
 //! The workers: a pool of OS threads that take events off the queue and process them.
 
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::sleep;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
 use crate::protocol::Event;
 use crate::state::Balances;
+use crate::sync::queue::Receiver;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::Arc;
 
 /// Starts `count` worker threads. Each processes events until every sender of the queue is gone
 /// and the queue is empty, then drops its clone of `done` and exits.
@@ -28,8 +29,8 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|index| {
-            // A crossbeam receiver can be cloned: all workers take from the one queue, and each
-            // event goes to exactly one of them.
+            // The receiver can be cloned: all workers take from the one queue, and each event
+            // goes to exactly one of them.
             let queue = queue.clone();
             let balances = Arc::clone(&balances);
             let metrics = Arc::clone(&metrics);
@@ -43,9 +44,9 @@ pub fn spawn(
                     // is empty and every sender is gone. So during a shutdown the workers go on
                     // until every accepted event is processed, and only then exit.
                     while let Ok(event) = queue.recv() {
-                        // The work does not need the balance, so it happens before anything is
+                        // The work does not need the balances, so it happens before anything is
                         // locked, and the workers really do it at the same time.
-                        thread::sleep(work);
+                        sleep(work);
                         let outcome = balances.apply(event, hold);
                         metrics.event_processed(outcome);
                     }

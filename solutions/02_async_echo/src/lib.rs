@@ -3,15 +3,17 @@
 //! Module map:
 //! - [`run`]: the accept loop. It spawns one task per connection and goes straight back to
 //!   accepting.
-//! - `handle_connection`: reads lines from one client and echoes them, batching the replies.
+//! - `handle_connection`: reads lines from one client and writes each one straight back.
 //!
-//! A tokio task is cheap (a few hundred bytes, no thread of its own), so one per connection is
-//! fine even for thousands of clients. While a task waits for its client to send, the runtime
-//! runs other tasks on the same threads: an idle client no longer blocks anyone.
+//! The code is step 01's, made async: the same loop, the same reads and writes, each followed by
+//! `.await`. What changes is what happens while a connection waits. A tokio task is cheap (a few
+//! hundred bytes and no thread of its own), so each connection gets one; while a task waits for
+//! its client, the runtime runs other tasks on the same few threads. An idle client no longer
+//! blocks anyone.
 //!
 //! Nothing limits how long a line may be yet: `read_until` keeps buffering until it finds a
 //! `\n`, however many bytes that takes, so one client can make the server hold as much memory as
-//! it likes.
+//! it likes. Step 03 deals with that.
 
 use std::io;
 use std::time::Duration;
@@ -52,37 +54,33 @@ pub async fn run(listener: TcpListener) {
 
 /// Echoes every complete line the client sends, until it closes its side of the connection.
 async fn handle_connection(mut socket: TcpStream) -> io::Result<()> {
-    // We batch replies ourselves (below), so Nagle's algorithm, which holds small writes back
-    // hoping to batch them, would only add delay.
-    socket.set_nodelay(true)?;
+    // Reading and writing need two handles to the same socket: `split` borrows it as a reading
+    // half, which we buffer (so we can look for `\n`), and a writing half, which we do not (so
+    // each echo leaves at once).
     let (reader, mut writer) = socket.split();
     let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
-    // Replies owed to the client, not yet written to the socket.
-    let mut out = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
 
-    // ANCHOR: flush_when_dry
+    // ANCHOR: echo_lines
     loop {
         line.clear();
-        reader.read_until(b'\n', &mut line).await?;
-        if line.last() != Some(&b'\n') {
-            // End of the connection, possibly in the middle of a line: that fragment gets no
-            // reply. Every complete line was answered (and flushed) before we got here.
+        // `read_until` works on bytes, not `String`s: a line that is not UTF-8 is still a line,
+        // and it comes back exactly as it was sent. While no byte has arrived, `.await` hands
+        // the runtime thread to other tasks.
+        let n = reader.read_until(b'\n', &mut line).await?;
+        if n == 0 {
+            // The client closed its side: every line has been answered.
             return Ok(());
         }
-        out.extend_from_slice(&line);
-
-        // One `write_all` per reply costs a system call (and often a TCP segment) per line. A
-        // client that pipelines sends many lines at once, so we answer every line it has already
-        // sent and write the replies together. We flush when the read buffer holds no other
-        // complete line: the next `read_until` would have to wait for the client, and the client
-        // may be waiting for these replies.
-        if !reader.buffer().contains(&b'\n') {
-            writer.write_all(&out).await?;
-            out.clear();
+        if line.last() != Some(&b'\n') {
+            // The connection ended in the middle of a line. Those bytes are a fragment, not a
+            // line, so they get no reply.
+            return Ok(());
         }
+        // A write error (the client went away) ends this connection only.
+        writer.write_all(&line).await?;
     }
-    // ANCHOR_END: flush_when_dry
+    // ANCHOR_END: echo_lines
 }
 
 #[cfg(test)]
@@ -123,25 +121,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn idle_client_does_not_block_others() {
+    async fn idle_clients_do_not_block_others() {
         let addr = start().await;
-        // Connected, silent, and kept open for the whole test.
-        let _idle = TcpStream::connect(addr).await.unwrap();
+        // Far more silent connections than the runtime has threads, each in the middle of a
+        // line, kept open for the whole test.
+        let mut idle = Vec::new();
+        for _ in 0..64 {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(b"half a li").await.unwrap();
+            idle.push(client);
+        }
         assert_eq!(exchange(addr, b"still served\n").await, b"still served\n");
-    }
-
-    #[tokio::test]
-    async fn reply_is_flushed_before_the_rest_of_a_split_line_arrives() {
-        let addr = start().await;
-        let mut client = TcpStream::connect(addr).await.unwrap();
-        // One complete line plus the start of the next: the first reply must not wait for the
-        // second line to be finished.
-        client.write_all(b"first\nsec").await.unwrap();
-        let mut reply = [0; 6];
-        time::timeout(Duration::from_secs(5), client.read_exact(&mut reply))
-            .await
-            .expect("the first reply was held back")
-            .unwrap();
-        assert_eq!(&reply, b"first\n");
     }
 }

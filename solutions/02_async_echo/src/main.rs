@@ -21,6 +21,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -28,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     step02_async_echo_solution::run(listener).await;
     Ok(())

@@ -3,11 +3,9 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 
 use anyhow::Context;
 use clap::Parser;
-use step03_parse_events_solution::Config;
 use tokio::net::TcpListener;
 
 /// An event server that parses every line and answers it with one JSON reply.
@@ -17,19 +15,13 @@ struct Args {
     /// Address to listen on; port 0 asks the operating system for a free port.
     #[arg(long, default_value = "127.0.0.1:7878")]
     addr: SocketAddr,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = Config {
-        max_connections: args.max_connections.get(),
-    };
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -37,7 +29,8 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
-    step03_parse_events_solution::run(listener, config).await;
+    step03_parse_events_solution::run(listener).await;
     Ok(())
 }

@@ -3,7 +3,6 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,10 +20,6 @@ struct Args {
     /// Simulated CPU work per event, in microseconds.
     #[arg(long, value_name = "MICROS", default_value_t = 0)]
     work_us: u64,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 #[tokio::main]
@@ -32,9 +27,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config {
         work: Duration::from_micros(args.work_us),
-        max_connections: args.max_connections.get(),
     };
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -42,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     step04_inline_state_solution::run(listener, config).await;
     Ok(())

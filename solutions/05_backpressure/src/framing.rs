@@ -12,8 +12,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// The longest line accepted, in bytes before its `\n` (a trailing `\r` counts).
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// How much room one read from the socket gets. An idle connection holds one buffer this size.
+/// How much room one read from the socket gets: the buffer's size once a connection has sent
+/// something.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// The size of the first read, made before the buffer exists.
+const FIRST_READ: usize = 512;
 
 /// Below this much free room, the buffer grows before the next read, so that a long line
 /// arriving in small pieces still gets reads of a useful size.
@@ -33,8 +37,8 @@ pub enum Frame<'a> {
 #[derive(Debug, Default)]
 pub struct LineReader {
     /// Bytes read from the socket are in `buf[start..end]`; `buf[end..]` is room for the next
-    /// read. It starts empty and grows only as far as a long line needs, so a connection that
-    /// sends short lines never pays for the 64 KiB limit.
+    /// read. It is allocated at the first bytes a client sends, and grows only as far as a long
+    /// line needs, so a connection that sends short lines never pays for the 64 KiB limit.
     buf: Vec<u8>,
     /// Where the bytes not yet handed out begin. Lines are consumed by moving this index; the
     /// consumed bytes are dropped in one go by the next [`fill`](Self::fill).
@@ -49,11 +53,12 @@ pub struct LineReader {
 }
 
 impl LineReader {
-    /// Creates a reader with an empty buffer. Nothing is allocated until the first read.
+    /// Creates a reader with an empty buffer. Nothing is allocated until the first bytes arrive.
     pub fn new() -> LineReader {
         LineReader::default()
     }
 
+    // ANCHOR: next_line
     /// Returns the next line from the bytes already buffered, or `None` when they hold no
     /// complete line. Never does any I/O.
     pub fn next_line(&mut self) -> Option<Frame<'_>> {
@@ -90,7 +95,9 @@ impl LineReader {
             None => None,
         }
     }
+    // ANCHOR_END: next_line
 
+    // ANCHOR: fill
     /// Reads more bytes from `reader` into the buffer. Returns how many were read: 0 means the
     /// client closed its side, and any unfinished line still buffered is abandoned.
     ///
@@ -105,9 +112,22 @@ impl LineReader {
             self.end -= self.start;
             self.start = 0;
         }
+        if self.buf.is_empty() {
+            // No buffer yet: a connection that has not sent a byte costs none. Wait for its first
+            // bytes in a small array of our own, and only then allocate.
+            let mut first = [0; FIRST_READ];
+            let n = reader.read(&mut first).await?;
+            if n > 0 {
+                self.buf.resize(READ_CHUNK, 0);
+                self.buf[..n].copy_from_slice(&first[..n]);
+                self.end = n;
+            }
+            return Ok(n);
+        }
         // A buffer that grew for a long line goes back to its small size once that line is done.
         if self.end == 0 && self.buf.len() > READ_CHUNK {
-            self.buf = Vec::new();
+            self.buf.truncate(READ_CHUNK);
+            self.buf.shrink_to_fit();
         }
         if self.buf.len() - self.end < MIN_READ {
             self.buf.resize(self.end + READ_CHUNK, 0);
@@ -116,6 +136,7 @@ impl LineReader {
         self.end += n;
         Ok(n)
     }
+    // ANCHOR_END: fill
 
     /// Finds the next `\n` in the unconsumed bytes and returns its offset from `start`.
     fn find_newline(&mut self) -> Option<usize> {

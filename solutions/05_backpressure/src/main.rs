@@ -24,10 +24,6 @@ struct Args {
     /// Capacity of the queue between reading events and processing them (at least 1).
     #[arg(long, value_name = "EVENTS", default_value = "1024")]
     queue_capacity: NonZeroUsize,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 #[tokio::main]
@@ -36,9 +32,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Config {
         work: Duration::from_micros(args.work_us),
         queue_capacity: args.queue_capacity.get(),
-        max_connections: args.max_connections.get(),
     };
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -46,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     step05_backpressure_solution::run(listener, config).await;
     Ok(())

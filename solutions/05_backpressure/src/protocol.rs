@@ -43,13 +43,11 @@ pub enum Reason {
     UnknownType,
     /// Longer than [`MAX_LINE`](crate::framing::MAX_LINE) bytes.
     LineTooLong,
-    /// The server is already serving `--max-connections` connections: the one line a new
-    /// connection gets before it is closed.
-    TooManyConnections,
     /// The queue is full (the reason in a `rejected` reply).
     ServerBusy,
 }
 
+// ANCHOR: reply
 /// One reply line. `#[serde(tag = "status")]` turns the variant into the `"status"` field and
 /// its fields into the object's other fields: `Reply::Error { reason }` is written as
 /// `{"status":"error","reason":"..."}`.
@@ -63,6 +61,7 @@ pub enum Reply {
     /// The line was not accepted, and why.
     Error { reason: Reason },
 }
+// ANCHOR_END: reply
 
 impl Reply {
     /// Appends this reply to `out` as one line of JSON.
@@ -73,6 +72,7 @@ impl Reply {
     }
 }
 
+// ANCHOR: fields
 /// The fields of a request line that the server looks at; any other field is ignored.
 ///
 /// Each is an `Option<Value>`, so that serde accepts any content and only checks the shape of
@@ -88,6 +88,7 @@ struct Fields {
     action: Option<Value>,
     amount: Option<Value>,
 }
+// ANCHOR_END: fields
 
 /// Deserializes a field that is present as `Some`, even when it holds `null`. (A plain
 /// `Option<Value>` reads `null` as `None`, as if the field were missing.)
@@ -98,6 +99,7 @@ where
     Value::deserialize(deserializer).map(Some)
 }
 
+// ANCHOR: parse
 /// Parses one line (without its `\n`) into an event.
 pub fn parse(line: &[u8]) -> Result<Event, Reason> {
     let fields = read_fields(line)?;
@@ -150,6 +152,7 @@ fn parse_event(fields: Fields) -> Result<Event, Reason> {
         amount,
     })
 }
+// ANCHOR_END: parse
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use crate::protocol::{Action, Event};
 
+// ANCHOR: balances
 /// Every user's balance. A user nobody has seen yet has a balance of 0.
 #[derive(Debug, Default)]
 pub struct Balances {
@@ -11,10 +12,12 @@ pub struct Balances {
     /// is the only way in.
     map: HashMap<String, i64>,
 }
+// ANCHOR_END: balances
 
 impl Balances {
     /// Applies `event` and returns the user's new balance. A balance may go negative.
     pub fn apply(&mut self, event: Event) -> i64 {
+        // ANCHOR: apply
         let balance = self.map.entry(event.user).or_insert(0);
         // Amounts are at most 10^9, so `as i64` cannot wrap.
         match event.action {
@@ -22,6 +25,7 @@ impl Balances {
             Action::Sell => *balance -= event.amount as i64,
         }
         *balance
+        // ANCHOR_END: apply
     }
 }
 
@@ -29,7 +33,7 @@ impl Balances {
 mod tests {
     use super::*;
 
-    fn event(user: &str, action: Action, amount: u64) -> Event {
+    pub(super) fn event(user: &str, action: Action, amount: u64) -> Event {
         Event {
             user: user.to_string(),
             action,

@@ -29,10 +29,6 @@ struct Args {
     /// Number of worker threads that process events (at least 1).
     #[arg(long, value_name = "THREADS", default_value_t = default_workers())]
     workers: NonZeroUsize,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 /// One worker per CPU this process may use, unless told otherwise.
@@ -47,9 +43,9 @@ async fn main() -> anyhow::Result<()> {
         work: Duration::from_micros(args.work_us),
         queue_capacity: args.queue_capacity.get(),
         workers: args.workers.get(),
-        max_connections: args.max_connections.get(),
     };
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -57,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     step06_worker_threads_solution::run(listener, config).await;
     Ok(())

@@ -1,13 +1,13 @@
 //! The workers: a pool of OS threads that take events off the queue and process them.
 
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::sleep;
 use std::time::Duration;
-
-use crossbeam_channel::Receiver;
 
 use crate::protocol::Event;
 use crate::state::Balances;
+use crate::sync::queue::Receiver;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::Arc;
 
 /// Starts `count` worker threads. Each processes events until every sender of the queue is gone
 /// and the queue is empty.
@@ -24,8 +24,8 @@ pub fn spawn(
     (0..count)
         .map(|index| {
             // ANCHOR: clone_receiver
-            // A crossbeam receiver can be cloned: all workers take from the one queue, and each
-            // event goes to exactly one of them.
+            // The receiver can be cloned: all workers take from the one queue, and each event
+            // goes to exactly one of them.
             let queue = queue.clone();
             let balances = Arc::clone(&balances);
             // ANCHOR_END: clone_receiver
@@ -36,9 +36,9 @@ pub fn spawn(
                     // `recv` parks this thread until an event arrives, and fails once the queue
                     // is empty and every sender is gone.
                     while let Ok(event) = queue.recv() {
-                        // The work happens before the balances are locked, so the workers really
-                        // do it at the same time: the lock is held only for the addition.
-                        thread::sleep(work);
+                        // The work does not need the balances, so it happens before anything is
+                        // locked, and the workers really do it at the same time.
+                        sleep(work);
                         balances.apply(event);
                     }
                     // ANCHOR_END: worker_loop

@@ -1,12 +1,13 @@
 //! The users' balances, shared by the workers and the connections.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::thread;
 use std::time::Duration;
 
 use crate::protocol::{Action, Event};
+use crate::sync::Mutex;
 
+// ANCHOR: balances
 /// Every user's balance. A user nobody has seen yet has a balance of 0.
 #[derive(Debug, Default)]
 pub struct Balances {
@@ -16,6 +17,7 @@ pub struct Balances {
     /// makes the overdraft check correct, and what makes it slow.
     map: Mutex<HashMap<String, i64>>,
 }
+// ANCHOR_END: balances
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +32,11 @@ impl Balances {
     /// Applies `event`, unless it is a sell the balance cannot cover. `hold` is the risk check:
     /// work that needs the user's current balance, done while that balance is locked.
     pub fn apply(&self, event: Event, hold: Duration) -> Outcome {
-        // ANCHOR: atomic_check_and_apply
-        // The lock is taken before the balance is read and released after it is written: no
-        // other worker can change the balance in between, so two sells can never both pass the
-        // check against the same money. (The lock is poisoned only if a thread panicked while
-        // holding it, which is a bug: let the panic spread.)
+        // ANCHOR: apply
+        // One lock guard from the read to the write: no other thread can change the balance in
+        // between, so two sells can never both pass the check against the same money. (The lock
+        // is poisoned only if a thread panicked while holding it, which is a bug: let the panic
+        // spread rather than go on with balances that may be half updated.)
         let mut map = self.map.lock().expect("balances lock poisoned");
         let balance = map.entry(event.user).or_insert(0);
         // The risk check needs the current balance, so it runs under the lock. But this lock
@@ -49,22 +51,23 @@ impl Balances {
             Action::Sell => return Outcome::Refused,
         }
         Outcome::Applied
-        // ANCHOR_END: atomic_check_and_apply
+        // ANCHOR_END: apply
     }
 
     /// The user's balance, 0 for a user never seen.
     pub fn get(&self, user: &str) -> i64 {
+        // ANCHOR: get
         let map = self.map.lock().expect("balances lock poisoned");
         map.get(user).copied().unwrap_or(0)
+        // ANCHOR_END: get
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
-    fn event(user: &str, action: Action, amount: u64) -> Event {
+    pub(super) fn event(user: &str, action: Action, amount: u64) -> Event {
         Event {
             user: user.to_string(),
             action,
@@ -84,27 +87,54 @@ mod tests {
         assert_eq!(balances.get("alice"), 0);
         assert_eq!(balances.get("nobody"), 0);
     }
+}
+
+/// Model checks (`cargo test --features loom`): the lesson's races, tried in every interleaving.
+#[cfg(all(test, feature = "loom"))]
+mod model {
+    use super::tests::event;
+    use super::*;
+    use crate::sync::{model, Arc};
 
     #[test]
-    fn concurrent_sells_never_overdraw() {
-        let balances = Arc::new(Balances::default());
-        balances.apply(event("alice", Action::Buy, 100), Duration::ZERO);
-        // Fifty sells of 10 at once, each holding the balance for a moment between its check
-        // and its update: exactly ten can be covered.
-        let sellers: Vec<_> = (0..50)
-            .map(|_| {
+    fn concurrent_updates_of_one_user_are_never_lost() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            let other = {
                 let balances = Arc::clone(&balances);
-                thread::spawn(move || {
-                    balances.apply(event("alice", Action::Sell, 10), Duration::from_micros(200))
+                loom::thread::spawn(move || {
+                    balances.apply(event("alice", Action::Buy, 1), Duration::ZERO)
                 })
-            })
-            .collect();
-        let applied = sellers
-            .into_iter()
-            .map(|seller| seller.join().unwrap())
-            .filter(|outcome| *outcome == Outcome::Applied)
-            .count();
-        assert_eq!(applied, 10);
-        assert_eq!(balances.get("alice"), 0);
+            };
+            balances.apply(event("alice", Action::Buy, 2), Duration::ZERO);
+            other.join().unwrap();
+            assert_eq!(balances.get("alice"), 3, "an update was lost");
+        });
+    }
+
+    #[test]
+    fn two_sells_never_both_spend_the_same_money() {
+        model(|| {
+            let balances = Arc::new(Balances::default());
+            balances.apply(event("alice", Action::Buy, 10), Duration::ZERO);
+            let other = {
+                let balances = Arc::clone(&balances);
+                loom::thread::spawn(move || {
+                    balances.apply(event("alice", Action::Sell, 10), Duration::ZERO)
+                })
+            };
+            let mine = balances.apply(event("alice", Action::Sell, 10), Duration::ZERO);
+            let theirs = other.join().unwrap();
+            let balance = balances.get("alice");
+            assert!(
+                balance >= 0,
+                "two sells of 10 against 10 left {balance}: both passed the check"
+            );
+            let applied = [mine, theirs]
+                .iter()
+                .filter(|o| **o == Outcome::Applied)
+                .count();
+            assert_eq!(applied, 1, "sells of 10 against 10 applied: {applied}");
+        });
     }
 }

@@ -1,13 +1,13 @@
 //! The workers: a pool of OS threads that take events off the queue and process them.
 
-use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread::sleep;
 use std::time::Duration;
-
-use crossbeam_channel::Receiver;
 
 use crate::protocol::Event;
 use crate::state::Balances;
+use crate::sync::queue::Receiver;
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::Arc;
 
 /// Starts `count` worker threads. Each processes events until every sender of the queue is gone
 /// and the queue is empty.
@@ -24,21 +24,25 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     (0..count)
         .map(|index| {
-            // A crossbeam receiver can be cloned: all workers take from the one queue, and each
-            // event goes to exactly one of them.
+            // ANCHOR: clone_receiver
+            // The receiver can be cloned: all workers take from the one queue, and each event
+            // goes to exactly one of them.
             let queue = queue.clone();
             let balances = Arc::clone(&balances);
+            // ANCHOR_END: clone_receiver
             thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
+                    // ANCHOR: worker_loop
                     // `recv` parks this thread until an event arrives, and fails once the queue
                     // is empty and every sender is gone.
                     while let Ok(event) = queue.recv() {
-                        // The work does not need the balance, so it happens before anything is
+                        // The work does not need the balances, so it happens before anything is
                         // locked, and the workers really do it at the same time.
-                        thread::sleep(work);
+                        sleep(work);
                         balances.apply(event, hold);
                     }
+                    // ANCHOR_END: worker_loop
                 })
                 .expect("failed to spawn a worker thread")
         })

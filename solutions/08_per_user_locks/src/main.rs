@@ -32,10 +32,6 @@ struct Args {
     /// Simulated risk check per event, in microseconds, done while the user's balance is locked.
     #[arg(long, value_name = "MICROS", default_value_t = 0)]
     hold_us: u64,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 /// One worker per CPU this process may use, unless told otherwise.
@@ -51,9 +47,9 @@ async fn main() -> anyhow::Result<()> {
         queue_capacity: args.queue_capacity.get(),
         workers: args.workers.get(),
         hold: Duration::from_micros(args.hold_us),
-        max_connections: args.max_connections.get(),
     };
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -61,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     step08_per_user_locks_solution::run(listener, config).await;
     Ok(())

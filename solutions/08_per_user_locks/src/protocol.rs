@@ -53,13 +53,11 @@ pub enum Reason {
     UnknownType,
     /// Longer than [`MAX_LINE`](crate::framing::MAX_LINE) bytes.
     LineTooLong,
-    /// The server is already serving `--max-connections` connections: the one line a new
-    /// connection gets before it is closed.
-    TooManyConnections,
     /// The queue is full (the reason in a `rejected` reply).
     ServerBusy,
 }
 
+// ANCHOR: reply
 /// One reply line. `#[serde(tag = "status")]` turns the variant into the `"status"` field and
 /// its fields into the object's other fields: `Reply::Error { reason }` is written as
 /// `{"status":"error","reason":"..."}`.
@@ -75,6 +73,7 @@ pub enum Reply {
     /// The line was not accepted, and why.
     Error { reason: Reason },
 }
+// ANCHOR_END: reply
 
 impl Reply {
     /// Appends this reply to `out` as one line of JSON.
@@ -85,6 +84,7 @@ impl Reply {
     }
 }
 
+// ANCHOR: fields
 /// The fields of a request line that the server looks at; any other field is ignored.
 ///
 /// Each is an `Option<Value>`, so that serde accepts any content and only checks the shape of
@@ -100,6 +100,7 @@ struct Fields {
     action: Option<Value>,
     amount: Option<Value>,
 }
+// ANCHOR_END: fields
 
 /// Deserializes a field that is present as `Some`, even when it holds `null`. (A plain
 /// `Option<Value>` reads `null` as `None`, as if the field were missing.)
@@ -110,6 +111,7 @@ where
     Value::deserialize(deserializer).map(Some)
 }
 
+// ANCHOR: parse
 /// Parses one line (without its `\n`) into a request.
 pub fn parse(line: &[u8]) -> Result<Request, Reason> {
     let fields = read_fields(line)?;
@@ -173,6 +175,7 @@ fn parse_user(user: Option<Value>) -> Result<String, Reason> {
         _ => Err(Reason::InvalidEvent),
     }
 }
+// ANCHOR_END: parse
 
 #[cfg(test)]
 mod tests {

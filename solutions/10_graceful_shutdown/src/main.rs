@@ -39,10 +39,6 @@ struct Args {
     /// How long a graceful shutdown may take, in milliseconds.
     #[arg(long, value_name = "MILLIS", default_value_t = 10_000)]
     shutdown_timeout_ms: u64,
-    /// How many connections to serve at once (at least 1); one more is answered
-    /// `too_many_connections` and closed.
-    #[arg(long, value_name = "CONNECTIONS", default_value = "10000")]
-    max_connections: NonZeroUsize,
 }
 
 /// One worker per CPU this process may use, unless told otherwise.
@@ -59,7 +55,6 @@ async fn main() -> anyhow::Result<()> {
         workers: args.workers.get(),
         hold: Duration::from_micros(args.hold_us),
         shutdown_timeout: Duration::from_millis(args.shutdown_timeout_ms),
-        max_connections: args.max_connections.get(),
     };
 
     // ANCHOR: signals
@@ -69,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let terminate = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
     // ANCHOR_END: signals
 
+    // ANCHOR: announce
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to bind {}", args.addr))?;
@@ -76,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
     io::stdout().flush()?;
+    // ANCHOR_END: announce
 
     // ANCHOR: final_metrics
     let shutdown = first_signal(interrupt, terminate);
