@@ -589,7 +589,7 @@ fn one_shutdown(
     let signalled = Instant::now();
     server
         .signal(Signal::SIGINT)
-        .map_err(|f| anyhow::anyhow!(f.message))?;
+        .map_err(|f| anyhow::anyhow!(f.message.clone()))?;
     let status = server.wait_exit(Duration::from_secs(30));
     let took = signalled.elapsed();
     let last = server.stdout_lines().last().cloned().unwrap_or_default();

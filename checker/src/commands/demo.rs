@@ -83,7 +83,7 @@ pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> R
             // The same diagnosis as `verify`: a todo!() hit or a crash says so plainly.
             let f = ctx.diagnose(f);
             println!("\n{} {}", style.red("the demo stopped:"), f.message);
-            if let Some(h) = f.hint {
+            if let Some(h) = &f.hint {
                 println!("{} {h}", style.yellow("hint:"));
             }
             Ok(1)
@@ -221,7 +221,7 @@ fn rss_kib(pid: i32) -> String {
 fn workers_drain(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     let users: Vec<String> = (0..40).map(|i| format!("user{}", i % 8)).collect();
     for workers in ["1", "4"] {
-        let took = drain_time(ctx, &["--workers", workers, "--work-us", "20000"], &users)?;
+        let took = drain_time(ctx, &["--workers", workers, "--work-us", "20000"], &users)?.took;
         n.say(&format!(
             "--workers {workers}: 40 events of 20 ms drained in {} ms",
             took.as_millis()
@@ -235,7 +235,7 @@ fn throughput_vs_workers(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     let users: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
     n.say("40 events on 40 users, each holding its user's state for 10 ms (--hold-us 10000)");
     for workers in ["1", "2", "4", "8"] {
-        let took = drain_time(ctx, &["--workers", workers, "--hold-us", "10000"], &users)?;
+        let took = drain_time(ctx, &["--workers", workers, "--hold-us", "10000"], &users)?.took;
         let rate = 40.0 / took.as_secs_f64();
         n.say(&format!(
             "--workers {workers}: {} ms, {rate:.0} events/s",

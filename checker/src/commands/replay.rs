@@ -57,14 +57,14 @@ pub fn replay(root: &Path, file: &Path, source: Source, style: Style) -> Result<
     let outcome = (|| -> Result<(), crate::harness::failure::Failure> {
         for action in recorded.actions {
             match action {
-                Action::Start { flags } => {
+                Action::Start { flags, limits } => {
                     servers.push(Server::start_numbered(
                         &bin,
                         &flags,
                         &log,
                         servers.len(),
                         DEFAULT_MEMORY_LIMIT_MIB * 1024,
-                        None,
+                        &limits,
                     )?);
                 }
                 Action::Connect { client, server } => {
@@ -88,6 +88,11 @@ pub fn replay(root: &Path, file: &Path, source: Source, style: Style) -> Result<
                 Action::ShutdownWrite { client } => {
                     if let Some(c) = clients.get_mut(&client) {
                         c.shutdown_write()?;
+                    }
+                }
+                Action::Reset { client } => {
+                    if let Some(c) = clients.remove(&client) {
+                        c.reset()?;
                     }
                 }
                 Action::Signal { server, signal } => {

@@ -1,14 +1,18 @@
 //! `checker verify`: build what is graded, run each step's suite, report, remember.
 
 use crate::catalog::{self, Step};
-use crate::harness::check::Target;
+use crate::harness::check::{Check, Target};
 use crate::harness::runner;
 use crate::harness::runner::CheckResult;
 use crate::output::{human, StepOutcome, StepReport, Style};
 use crate::progress::Progress;
 use crate::{build, steps};
 use anyhow::{bail, Result};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::thread;
 
 /// What to grade and how to show it.
 pub struct Request {
@@ -117,12 +121,16 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
     let mut reports = Vec::new();
     for (step, dir, is_binary) in plan {
         let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-        let (target, bin) = match dir {
-            Err(e) => (step.exercise_dir(), Err(e)),
-            Ok(bin) if is_binary => (bin.display().to_string(), Ok(bin)),
+        let (target, bin, source) = match dir {
+            Err(e) => (step.exercise_dir(), Err(e), None),
+            Ok(bin) if is_binary => (bin.display().to_string(), Ok(bin), None),
             Ok(dir) => {
                 let bin = built.get(&dir).ok_or_else(|| built.failure(&shown(&dir)));
-                (shown(&dir), bin)
+                let source = crate::harness::check::Source {
+                    dir: dir.clone(),
+                    root: root.to_path_buf(),
+                };
+                (shown(&dir), bin, Some(source))
             }
         };
         if !req.machine {
@@ -135,8 +143,9 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
                     bin,
                     memory_limit_kib: req.memory_limit_mib * 1024,
                     replays: Some(root.join("target").join("eventkit-replays")),
+                    source,
                 };
-                StepOutcome::Ran(run_suite(step, &target, req))
+                run_suite(step, &target, req)
             }
         };
         let report = StepReport {
@@ -167,9 +176,13 @@ fn existing(root: &Path, rel: &str, why: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// Runs the step's checks (or the chosen ones among them), printing each as it finishes.
-fn run_suite(step: &'static Step, target: &Target, req: &Request) -> Vec<CheckResult> {
-    let mut results = Vec::new();
+/// How many checks run at the same time, each with its own servers and clients. Checks that
+/// measure time against a bound run alone after them.
+const LANES: usize = 6;
+
+/// Runs the step's checks (or the chosen ones among them), printing each in the suite's order as
+/// soon as it and every check before it have finished.
+fn run_suite(step: &'static Step, target: &Target, req: &Request) -> StepOutcome {
     // The bonus steps' scenarios run on an earlier step with --production, or when named with
     // --check; the step's own suite always does.
     let production = catalog::production(step);
@@ -177,26 +190,128 @@ fn run_suite(step: &'static Step, target: &Target, req: &Request) -> Vec<CheckRe
         .iter()
         .copied()
         .filter(|_| req.production || !req.only.is_empty());
-    let chosen = step
+    let chosen: Vec<&'static Check> = step
         .checks
         .iter()
         .map(String::as_str)
         .chain(bonus)
-        .filter(|name| req.only.is_empty() || req.only.iter().any(|o| o == name));
-    for check in chosen.filter_map(steps::find) {
-        let mut result = runner::run_one(step, target, check);
-        // A scenario named with --check is what was asked for: its verdict counts.
-        result.bonus = req.only.is_empty() && production.contains(&check.name);
-        if !req.machine {
-            println!("{}", human::check_line(req.style, &result));
+        .filter(|name| req.only.is_empty() || req.only.iter().any(|o| o == name))
+        .filter_map(steps::find)
+        .collect();
+    if chosen.is_empty() {
+        let named: Vec<String> = req
+            .only
+            .iter()
+            .filter_map(|name| steps::find(name))
+            .map(|c| format!("{} (from step {:02})", c.name, c.since))
+            .collect();
+        return StepOutcome::Error(format!(
+            "step {:02} grades none of the checks named: {}",
+            step.number,
+            named.join(", ")
+        ));
+    }
+    // The checks over TCP first, for the quickest word on the server; then the crate's own
+    // tests, which may need a build of their own; then, one at a time, the checks that time
+    // the server.
+    let is_tests = |c: &&Check| steps::common::CRATE_TESTS.contains(&c.name);
+    let order: Vec<&'static Check> = chosen
+        .iter()
+        .filter(|c| !c.alone && !is_tests(c))
+        .chain(chosen.iter().filter(|c| !c.alone && is_tests(c)))
+        .chain(chosen.iter().filter(|c| c.alone))
+        .copied()
+        .collect();
+    let shared = order.iter().take_while(|c| !c.alone).count();
+    let mut sink = Sink {
+        results: (0..order.len()).map(|_| None).collect(),
+        printed: 0,
+        stop: false,
+        req,
+        production: &production,
+    };
+    // They are printed in that order, but the crate's tests start first: they take longest.
+    let queue: VecDeque<usize> = (0..shared)
+        .filter(|&i| is_tests(&order[i]))
+        .chain((0..shared).filter(|&i| !is_tests(&order[i])))
+        .collect();
+    let queue = Mutex::new(queue);
+    let stopped = AtomicBool::new(false);
+    thread::scope(|scope| {
+        let (done, finished) = mpsc::channel();
+        for _ in 0..LANES.min(shared) {
+            let (done, queue, order, stopped) = (done.clone(), &queue, &order, &stopped);
+            scope.spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    let Some(i) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+                    else {
+                        break;
+                    };
+                    if done
+                        .send((i, runner::run_one(step, target, order[i])))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
         }
-        let failed = result.failure.is_some() && !result.bonus;
-        results.push(result);
-        if failed && req.fail_fast {
+        drop(done);
+        for (i, result) in finished {
+            sink.take(i, result);
+            stopped.store(sink.stop, Ordering::Relaxed);
+        }
+    });
+    for (i, check) in order.iter().enumerate().skip(shared) {
+        if sink.stop {
             break;
         }
+        sink.take(i, runner::run_one(step, target, check));
     }
-    results
+    sink.flush();
+    StepOutcome::Ran(sink.results.into_iter().flatten().collect())
+}
+
+/// Where a step's results land: kept in the suite's order, printed in it as they complete.
+struct Sink<'a> {
+    results: Vec<Option<CheckResult>>,
+    /// How many results have been printed: results are printed in order, with no gap.
+    printed: usize,
+    /// Set once the step should stop: a todo!() hit, or a failure under --fail-fast.
+    stop: bool,
+    req: &'a Request,
+    production: &'a [&'static str],
+}
+
+impl Sink<'_> {
+    fn take(&mut self, i: usize, mut result: CheckResult) {
+        // A scenario named with --check is what was asked for: its verdict counts.
+        result.bonus = self.req.only.is_empty() && self.production.contains(&result.name);
+        let failed = result.failure.is_some() && !result.bonus;
+        // A todo!() hit says the step is not written yet: one line for the step, not one
+        // failure per check.
+        let unfinished = result.failure.as_ref().is_some_and(|f| f.todo.is_some());
+        self.stop |= unfinished || (failed && self.req.fail_fast);
+        self.results[i] = Some(result);
+        while let Some(Some(r)) = self.results.get(self.printed) {
+            self.print(r);
+            self.printed += 1;
+        }
+    }
+
+    /// Prints the results that finished after a gap left by checks that never ran.
+    fn flush(&mut self) {
+        for r in self.results[self.printed..].iter().flatten() {
+            self.print(r);
+        }
+        self.printed = self.results.len();
+    }
+
+    fn print(&self, r: &CheckResult) {
+        if !self.req.machine {
+            println!("{}", human::check_line(self.req.style, r));
+        }
+    }
 }
 
 /// The steps a `verify` without `--all` grades: one, or it and every earlier one.

@@ -7,6 +7,7 @@ use crate::harness::failure::{Failure, Outcome};
 use crate::harness::transcript::Transcript;
 use crate::harness::wait::poll;
 use crate::oracle::client::Client;
+use crate::sut::process::Limits;
 use crate::sut::server::{describe_exit, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,17 +21,34 @@ pub struct Check {
     /// The first step whose contract has the rule this check holds a server to (a step's suite
     /// may add it later than that, as the bonus steps do).
     pub since: usize,
+    /// True for a check that measures how long something takes against a bound: it runs with
+    /// no other check beside it, so that the CPUs are the server's and the checker's alone.
+    /// The others run a few at a time.
+    pub alone: bool,
     pub run: fn(&mut Ctx) -> Outcome,
 }
 
-/// The binary being graded.
+/// What is being graded: the server executable, and the crate it was built from.
 #[derive(Clone, Debug)]
 pub struct Target {
     pub bin: PathBuf,
     /// A server using more memory than this (resident, in KiB) is stopped and the check fails.
     pub memory_limit_kib: u64,
-    /// Where a failed check writes its replay file, if anywhere.
+    /// Where a failed check writes its replay file and its whole transcript, if anywhere.
     pub replays: Option<PathBuf>,
+    /// The crate the server was built from, for the checks that run the crate's own tests:
+    /// none for a server given as an executable (`--bin`).
+    pub source: Option<Source>,
+}
+
+/// A crate to run the tests of.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The crate's folder.
+    pub dir: PathBuf,
+    /// The kit's workspace root: a crate inside it is tested as a workspace member (sharing the
+    /// kit's target folder), any other in its own folder.
+    pub root: PathBuf,
 }
 
 /// The default memory limit of a server under test: 2 GiB.
@@ -42,6 +60,7 @@ impl Target {
             bin,
             memory_limit_kib: DEFAULT_MEMORY_LIMIT_MIB * 1024,
             replays: None,
+            source: None,
         }
     }
 }
@@ -53,8 +72,10 @@ pub struct Ctx {
     pub log: Transcript,
     servers: Vec<Server>,
     clients: usize,
-    /// The open-file limit of the servers started from now on (none: the checker's own).
-    pub open_files: Option<u64>,
+    /// The limits of the servers started from now on (open files, CPUs).
+    pub limits: Limits,
+    /// Set by [`Ctx::skip`]: why the check did not apply.
+    pub(crate) skipped: Option<String>,
 }
 
 impl Ctx {
@@ -65,8 +86,27 @@ impl Ctx {
             log: Transcript::default(),
             servers: Vec::new(),
             clients: 0,
-            open_files: None,
+            limits: Limits::default(),
+            skipped: None,
         }
+    }
+
+    /// Ends the check as not applicable to what is graded, saying why.
+    pub fn skip(&mut self, why: impl Into<String>) -> Outcome {
+        self.skipped = Some(why.into());
+        Ok(())
+    }
+
+    /// The crate the server came from, if it came from one.
+    pub fn source(&self) -> Option<&Source> {
+        self.target.source.as_ref()
+    }
+
+    /// From now on, servers start on one CPU alone (where the system lets a process choose its
+    /// CPUs): a runtime sized by the CPUs it may use then has one thread, and a map sharded by
+    /// them few shards, so that one blocked thread or one shared shard shows on every run.
+    pub fn one_cpu(&mut self) {
+        self.limits.cpu = crate::load::machine::current_cpus().first().copied();
     }
 
     /// Starts a fresh server with the given flags; returns its index for [`Ctx::server`].
@@ -74,6 +114,7 @@ impl Ctx {
         let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
         self.log.record(crate::harness::transcript::Action::Start {
             flags: flags.clone(),
+            limits: self.limits,
         });
         let server = Server::start_numbered(
             &self.target.bin,
@@ -81,7 +122,7 @@ impl Ctx {
             &self.log,
             self.servers.len(),
             self.target.memory_limit_kib,
-            self.open_files,
+            &self.limits,
         )?;
         self.servers.push(server);
         Ok(self.servers.len() - 1)
@@ -104,27 +145,40 @@ impl Ctx {
         self.servers[i].kill();
     }
 
-    /// `n` new connections that log their failures but not every line (for bulk traffic).
+    /// `n` new connections that log their failures but not every line (for bulk traffic): one
+    /// note says they connected.
     pub fn quiet_clients(&mut self, addr: SocketAddr, n: usize) -> Outcome<Vec<Client>> {
-        (0..n)
-            .map(|_| self.client(addr).map(Client::quiet))
-            .collect()
+        let first = self.clients + 1;
+        let clients = (0..n)
+            .map(|_| self.open(addr, true))
+            .collect::<Outcome<Vec<_>>>()?;
+        if n > 0 {
+            self.log.note(
+                "checker",
+                format!("clients {first} to {} connected to {addr}", self.clients),
+            );
+        }
+        Ok(clients)
     }
 
     /// A new connection, named `client N` in the transcript.
     pub fn client(&mut self, addr: SocketAddr) -> Outcome<Client> {
+        self.open(addr, false)
+    }
+
+    fn open(&mut self, addr: SocketAddr, quiet: bool) -> Outcome<Client> {
         self.clients += 1;
         let server = self
             .servers
             .iter()
             .position(|s| s.addr == addr)
             .unwrap_or(0);
-        Client::connect_to(
-            addr,
-            format!("client {}", self.clients),
-            self.log.clone(),
-            server,
-        )
+        let name = format!("client {}", self.clients);
+        if quiet {
+            Client::connect_quiet(addr, name, self.log.clone(), server)
+        } else {
+            Client::connect_to(addr, name, self.log.clone(), server)
+        }
     }
 
     /// Adds what the servers reveal to a failure: an exit or crash, or a `todo!()` hit.
@@ -137,15 +191,7 @@ impl Ctx {
             |_| Failure::default(),
         );
         if let Ok(at) = todo {
-            let step = self.step;
-            return fail!(
-                "{} is not implemented yet: replace the todo!() at {at}",
-                step.label()
-            )
-            .hint(format!(
-                "Read the // TODO: comment there, and book/src/{}.md.",
-                step.slug
-            ));
+            return Failure::unfinished(self.step, at);
         }
         if let Some(server) = self.servers.iter().find(|s| s.memory_exceeded()) {
             let limit = self.target.memory_limit_kib / 1024;

@@ -44,14 +44,21 @@ const RAW_LIMIT: usize = 8 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
-    /// A server started with these flags (servers are numbered from 0 in start order).
-    Start { flags: Vec<String> },
+    /// A server started with these flags (servers are numbered from 0 in start order), within
+    /// these limits.
+    Start {
+        flags: Vec<String>,
+        #[serde(default)]
+        limits: crate::sut::process::Limits,
+    },
     /// A client connected to server number `server`.
     Connect { client: String, server: usize },
     /// A client sent these bytes (hex).
     Send { client: String, hex: String },
     /// A client closed its sending side.
     ShutdownWrite { client: String },
+    /// A client reset its connection (and is gone).
+    Reset { client: String },
     /// The checker sent a signal to server number `server`.
     Signal { server: usize, signal: String },
 }

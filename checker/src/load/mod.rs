@@ -224,7 +224,10 @@ pub fn start_server(bin: &Path, flags: &[String]) -> Result<Server> {
         anyhow::anyhow!(
             "the server did not start: {}{}\n{}",
             f.message,
-            f.got.map(|g| format!(" (got {g})")).unwrap_or_default(),
+            f.got
+                .as_ref()
+                .map(|g| format!(" (got {g})"))
+                .unwrap_or_default(),
             log.render(12).join("\n")
         )
     })
@@ -437,6 +440,30 @@ pub fn measure(plan: &Plan, quiet: bool) -> Result<engine::Outcome> {
     outcome
 }
 
+/// One run, with the CPU time it cost the load generator and the server (where its process is
+/// known): whether either one was the limit.
+pub fn measure_with_cpu(
+    plan: &Plan,
+    server_pid: Option<u32>,
+    quiet: bool,
+) -> Result<(engine::Outcome, CpuUse)> {
+    let cpus = machine::current_cpus().len();
+    let server_before = server_pid.and_then(machine::cpu_time_of);
+    let (load_before, started) = (machine::cpu_time_self(), Instant::now());
+    let outcome = measure(plan, quiet)?;
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let percent = |cpu: Duration| 100.0 * cpu.as_secs_f64() / wall;
+    let cpu = CpuUse {
+        load_percent: percent(machine::cpu_time_self().saturating_sub(load_before)),
+        load_cpus: plan.threads.min(cpus).max(1),
+        server_percent: server_before.and_then(|before| {
+            let after = machine::cpu_time_of(server_pid?)?;
+            Some(percent(after.saturating_sub(before)))
+        }),
+    };
+    Ok((outcome, cpu))
+}
+
 /// `checker load`.
 pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
     let step = args.step.as_deref().map(catalog::find).transpose()?;
@@ -553,22 +580,7 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
         eprintln!("{}", style.bold(&format!("load · {}", target.describe())));
         eprintln!("  {}", describe_plan(&plan));
     }
-    // CPU time used during the run, by the load generator and by the server: whether either
-    // one was the limit.
-    let server_pid = target.pid();
-    let server_before = server_pid.and_then(machine::cpu_time_of);
-    let (load_before, started) = (machine::cpu_time_self(), Instant::now());
-    let outcome = measure(&plan, args.json)?;
-    let wall = started.elapsed().as_secs_f64().max(1e-9);
-    let percent = |cpu: Duration| 100.0 * cpu.as_secs_f64() / wall;
-    let cpu = CpuUse {
-        load_percent: percent(machine::cpu_time_self().saturating_sub(load_before)),
-        load_cpus: plan.threads.min(cpus).max(1),
-        server_percent: server_before.and_then(|before| {
-            let after = machine::cpu_time_of(server_pid?)?;
-            Some(percent(after.saturating_sub(before)))
-        }),
-    };
+    let (outcome, cpu) = measure_with_cpu(&plan, target.pid(), args.json)?;
     let cross = before.and_then(|b| {
         let after = idle_metrics(addr, Duration::from_secs(10))?;
         Some(CrossCheck::new(

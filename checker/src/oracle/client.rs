@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// How long a single reply may take before the check fails. Generous: a correct server
 /// answers in well under a millisecond, so only a stuck one gets anywhere near it.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+/// The hint for bytes that never got their newline.
+const NO_NEWLINE: &str = "A reply came without its trailing \\n, and a client reads a reply up to its newline: end every reply with \\n, the last one too.";
+
 /// A reply longer than this is a failure, not a memory problem for the checker.
 const MAX_REPLY: usize = 1 << 20;
 
@@ -40,13 +43,35 @@ impl Client {
         log: Transcript,
         server: usize,
     ) -> Outcome<Client> {
+        Client::open(addr, name, log, server, false)
+    }
+
+    /// Connects a client that is quiet from the start: its connection is not noted either.
+    pub fn connect_quiet(
+        addr: SocketAddr,
+        name: String,
+        log: Transcript,
+        server: usize,
+    ) -> Outcome<Client> {
+        Client::open(addr, name, log, server, true)
+    }
+
+    fn open(
+        addr: SocketAddr,
+        name: String,
+        log: Transcript,
+        server: usize,
+        quiet: bool,
+    ) -> Outcome<Client> {
         let stream = TcpStream::connect_timeout(&addr, REPLY_TIMEOUT).map_err(|e| {
             fail!("{name} could not connect to {addr}: {e}").hint(
                 "The server printed its `listening on` line but refuses connections: is it still running, and did it print the address it really bound?",
             )
         })?;
         stream.set_nodelay(true).ok();
-        log.note(&name, format!("connected to {addr}"));
+        if !quiet {
+            log.note(&name, format!("connected to {addr}"));
+        }
         log.record(Action::Connect {
             client: name.clone(),
             server,
@@ -56,7 +81,7 @@ impl Client {
             stream,
             pending: Vec::new(),
             log,
-            quiet: false,
+            quiet,
             silence_expected: false,
         })
     }
@@ -91,6 +116,26 @@ impl Client {
 
     pub fn send_line(&mut self, line: &str) -> Outcome {
         self.send(format!("{line}\n").as_bytes())
+    }
+
+    /// Resets the connection (RST) instead of closing it: what a client that crashed, or a
+    /// network that broke, does to a server.
+    pub fn reset(self) -> Outcome {
+        self.log.record(Action::Reset {
+            client: self.name.clone(),
+        });
+        nix::sys::socket::setsockopt(
+            &self.stream,
+            nix::sys::socket::sockopt::Linger,
+            &nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        )
+        .map_err(|e| fail!("setting SO_LINGER: {e}"))?;
+        // Closing with a zero linger time sends the reset.
+        drop(self);
+        Ok(())
     }
 
     /// Closes the sending side (half-close): the server reads end-of-file.
@@ -131,7 +176,8 @@ impl Client {
                         self.name
                     )
                     .got(crate::harness::transcript::show_bytes(&self.pending))
-                    .hint("Every reply ends with \\n, the last one too."));
+                    .symptom("got a reply without its newline")
+                    .hint(NO_NEWLINE));
                 }
                 return Ok(None);
             }
@@ -144,7 +190,8 @@ impl Client {
             Some(line) => Ok(line),
             None => Err(fail!("{} expected a reply line, but the server closed the connection", self.name)
                 .got("end of file")
-                .hint("The connection task returned before answering: an error on one line (a `?` on a bad request, a panic) must not end the connection. Reply with an error and keep reading.")),
+                .symptom("saw the connection closed before its reply")
+                .hint("The server closed the connection without answering this line. Every line gets a reply, a bad one too, and the connection stays open: whatever goes wrong with one line (a `?` on its error, a panic) must end neither.")),
         }
     }
 
@@ -222,29 +269,33 @@ impl Client {
     }
 
     fn timeout_failure(&self) -> Failure {
-        if !self.silence_expected {
+        // Bulk clients do not each note their timeout: `concurrently` sums them up.
+        if !self.silence_expected && !self.quiet {
             self.log.note(&self.name, "timed out waiting for a reply");
         }
-        let mut f = fail!("{} waited for a reply and none came", self.name).got("nothing");
+        let mut f = fail!("{} waited for a reply and none came", self.name)
+            .got("nothing")
+            .symptom("timed out waiting for a reply");
         if !self.pending.is_empty() {
             f = f.got(format!(
                 "{} (no newline after it)",
                 crate::harness::transcript::show_bytes(&self.pending)
             ));
             return f
-                .hint("The reply came without its trailing \\n: end every reply with a newline.");
+                .symptom("got a reply without its newline")
+                .hint(NO_NEWLINE);
         }
-        f.hint("Likely mistakes: the reply sits in a buffer that is never flushed (flush when there is nothing more to read); a reply line without its \\n; or a blocking call (std::thread::sleep, a std Mutex held across .await, blocking I/O) stalling the async runtime.")
+        f.guess("Likely mistakes: the reply sits in a buffer that is never flushed (flush when there is nothing more to read); or a blocking call (std::thread::sleep, a std Mutex held across .await, blocking I/O) stalling the async runtime.")
     }
 
     fn io_failure(&self, doing: &str, e: std::io::Error) -> Failure {
         self.log.note(&self.name, format!("{doing} failed: {e}"));
-        let hint = match e.kind() {
-            ErrorKind::ConnectionReset => "The server reset the connection: it crashed, or closed the socket while input was still unread (that sends a reset and destroys replies in flight).",
-            ErrorKind::BrokenPipe => "The server closed the connection while the client was still sending: a connection must stay open after a bad line.",
-            _ => "The connection broke: look at the server's own output above.",
-        };
-        fail!("{} failed {doing}: {e}", self.name).hint(hint)
+        let f = fail!("{} failed {doing}: {e}", self.name);
+        match e.kind() {
+            ErrorKind::ConnectionReset => f.symptom("saw the connection reset").hint("The server reset the connection (RST) instead of closing it: it crashed, or it closed the socket while input the client had sent was still unread, which makes the kernel reset the connection and throw away replies still on their way."),
+            ErrorKind::BrokenPipe => f.symptom("found the connection closed while sending").hint("The server closed the connection while the client was still sending: a connection stays open after a bad line, and closes only after the client's end-of-file (or at shutdown)."),
+            _ => f.guess("The connection broke: look at the server's own output above."),
+        }
     }
 }
 

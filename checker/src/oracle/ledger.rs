@@ -20,6 +20,11 @@ impl Ledger {
         }
     }
 
+    /// True at the steps that echo lines back (01 and 02).
+    pub fn echoes(&self) -> bool {
+        self.reply == EventReply::Echo
+    }
+
     /// An event line and the reply it must get (no queue pressure assumed).
     pub fn event(&mut self, user: &str, action: &str, amount: u64) -> (String, Value) {
         let line = json!({"user": user, "action": action, "amount": amount}).to_string();

@@ -19,22 +19,22 @@ pub fn heading(style: Style, step: &Step, target: &str) -> String {
 pub fn check_line(style: Style, r: &CheckResult) -> String {
     let ms = style.dim(&format!("({} ms)", r.duration.as_millis()));
     let Some(f) = &r.failure else {
+        if let Some(why) = &r.skipped {
+            return format!(
+                "  – {}  {}",
+                r.name,
+                style.dim(&format!("(not run: {why})"))
+            );
+        }
         return format!("  {} {}  {ms}", style.green("✔"), r.name);
     };
-    let mut out = vec![format!(
-        "  {} {}  {}  {ms}",
-        style.red("✘"),
-        style.bold(r.name),
-        style.dim(r.about)
-    )];
-    out.push(format!("      {}", f.message));
-    // An unfinished step needs no transcript: the todo!() it hit says everything.
-    if f.message.contains("is not implemented yet") {
-        if let Some(h) = &f.hint {
-            out.push(format!("      {} {h}", style.yellow("hint:")));
-        }
-        return out.join("\n");
+    let cross = format!("  {} {}", style.red("✘"), style.bold(r.name));
+    // An unfinished step is said once, by the step's summary: the todo!() says everything.
+    if f.todo.is_some() {
+        return cross;
     }
+    let mut out = vec![format!("{cross}  {}  {ms}", style.dim(r.about))];
+    out.push(format!("      {}", f.message));
     if !r.transcript.is_empty() {
         out.push(format!("      {}", style.dim("transcript:")));
         out.extend(r.transcript.iter().map(|l| format!("        {l}")));
@@ -64,8 +64,12 @@ pub fn step_summary(style: Style, report: &StepReport) -> String {
     match &report.outcome {
         StepOutcome::Error(e) => format!("  {} {e}", style.red("could not run:")),
         StepOutcome::Ran(results) => {
-            let required: Vec<_> = results.iter().filter(|r| !r.bonus).collect();
+            let required: Vec<_> = results
+                .iter()
+                .filter(|r| !r.bonus && r.skipped.is_none())
+                .collect();
             let passed = required.iter().filter(|r| r.failure.is_none()).count();
+            let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
             let bonus: Vec<_> = results.iter().filter(|r| r.bonus).collect();
             let survived = bonus.iter().filter(|r| r.failure.is_none()).count();
             let scenarios = if bonus.is_empty() {
@@ -78,13 +82,19 @@ pub fn step_summary(style: Style, report: &StepReport) -> String {
                 };
                 format!("; {survived} of {} production {noun} survived", bonus.len())
             };
-            let todo = results
+            if let Some(f) = results
                 .iter()
                 .filter_map(|r| r.failure.as_ref())
-                .find(|f| f.message.contains("not implemented yet"));
-            if let Some(f) = todo {
-                return format!("  {} {}", style.yellow("→"), f.message);
+                .find(|f| f.todo.is_some())
+            {
+                let hint = f.hint.as_deref().unwrap_or_default();
+                return format!("  {} {} ({hint})", style.yellow("→"), f.message);
             }
+            let scenarios = if skipped > 0 {
+                format!("{scenarios}; {skipped} did not apply")
+            } else {
+                scenarios
+            };
             let noun = if required.len() == 1 {
                 "check"
             } else {

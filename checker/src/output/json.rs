@@ -39,9 +39,9 @@ fn check_json(r: &CheckResult) -> Value {
     json!({
         "name": r.name,
         "about": r.about,
-        "status": if f.is_some() { "fail" } else { "pass" },
+        "status": r.status(),
         "production": r.bonus,
-        "message": f.map(|f| f.message.clone()),
+        "message": f.map(|f| f.message.clone()).or_else(|| r.skipped.clone()),
         "expected": f.and_then(|f| f.expected.clone()),
         "got": f.and_then(|f| f.got.clone()),
         "hint": f.and_then(|f| f.hint.clone()),

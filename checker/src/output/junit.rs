@@ -16,9 +16,14 @@ pub fn to_junit(reports: &[StepReport]) -> String {
             }
             StepOutcome::Ran(results) => {
                 for c in results {
-                    let status = match &c.failure {
-                        None => TestCaseStatus::success(),
-                        Some(f) => {
+                    let status = match (&c.failure, &c.skipped) {
+                        (None, None) => TestCaseStatus::success(),
+                        (None, Some(why)) => {
+                            let mut status = TestCaseStatus::skipped();
+                            status.set_message(why.as_str());
+                            status
+                        }
+                        (Some(f), _) => {
                             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                             status.set_message(f.message.as_str());
                             let mut details = Vec::new();

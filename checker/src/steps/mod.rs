@@ -3,6 +3,7 @@
 
 use crate::harness::check::Check;
 
+pub mod common;
 pub mod s01_blocking_echo;
 pub mod s02_async_echo;
 pub mod s03_parse_events;
@@ -14,6 +15,7 @@ pub mod s08_per_user_locks;
 pub mod s09_atomic_metrics;
 pub mod s10_graceful_shutdown;
 pub mod s11_under_fire;
+pub mod s12_fast;
 
 /// All checks of all steps.
 pub fn registry() -> impl Iterator<Item = &'static Check> {
@@ -29,6 +31,7 @@ pub fn registry() -> impl Iterator<Item = &'static Check> {
         s09_atomic_metrics::CHECKS,
         s10_graceful_shutdown::CHECKS,
         s11_under_fire::CHECKS,
+        s12_fast::CHECKS,
     ]
     .into_iter()
     .flatten()

@@ -4,6 +4,9 @@ use crate::fail;
 use crate::harness::check::{Check, Ctx};
 use crate::harness::failure::{OrHint, Outcome};
 use crate::harness::transcript::show_bytes;
+use crate::oracle::client::Client;
+use crate::oracle::ledger::Ledger;
+use crate::oracle::reply;
 use std::thread;
 use std::time::Duration;
 
@@ -12,49 +15,71 @@ pub const CHECKS: &[Check] = &[
         name: "echo_one_line",
         about: "one line comes back byte for byte",
         since: 1,
+        alone: false,
         run: echo_one_line,
     },
     Check {
         name: "echo_pipelined",
         about: "many lines in one write come back in order, non-UTF-8 bytes included",
         since: 1,
+        alone: false,
         run: echo_pipelined,
     },
     Check {
         name: "echo_split_writes",
         about: "one line sent over many writes comes back whole",
         since: 1,
+        alone: false,
         run: echo_split_writes,
     },
     Check {
         name: "echo_survives_mid_line_disconnect",
         about: "a client that leaves mid-line does not stop the server",
         since: 1,
+        alone: false,
         run: echo_survives_mid_line_disconnect,
+    },
+    Check {
+        name: "echo_half_close_and_fragment",
+        about: "after a half-close every line comes back, the fragment after the last newline does not, then end of file",
+        since: 1,
+        alone: false,
+        run: echo_half_close_and_fragment,
+    },
+    Check {
+        name: "survives_a_reset",
+        about: "a client that resets its connection while replies flow hurts nobody else",
+        since: 1,
+        alone: false,
+        run: survives_a_reset,
+    },
+    Check {
+        name: "unit_tests",
+        about: "the crate's own unit tests pass (cargo test)",
+        since: 1,
+        alone: false,
+        run: unit_tests,
     },
     Check {
         name: "echo_sequential_clients",
         about: "a second client is served after the first leaves",
         since: 1,
+        alone: false,
         run: echo_sequential_clients,
     },
 ];
 
 /// Receives one line and requires it to be `want` (without its newline).
-pub fn expect_echo(c: &mut crate::oracle::client::Client, want: &[u8]) -> Outcome {
+pub fn expect_echo(c: &mut Client, want: &[u8]) -> Outcome {
     expect_echo_or_fragment(c, want, EXACT_BYTES)
 }
 
 /// What a line that came back with other bytes most likely means.
-const EXACT_BYTES: &str = "Echo the bytes exactly as read: do not trim, re-encode or convert them to a String (lossy conversion changes bytes that are not UTF-8).";
+const EXACT_BYTES: &str = "A line came back with other bytes than were sent: echo the bytes exactly as read, without trimming, re-encoding or converting them to a String (a lossy conversion changes bytes that are not UTF-8).";
 
 /// [`expect_echo`], with `fragment_hint` for a reply that is only the start of `want` (the
 /// server answered part of a line as if it were the whole).
-fn expect_echo_or_fragment(
-    c: &mut crate::oracle::client::Client,
-    want: &[u8],
-    fragment_hint: &str,
-) -> Outcome {
+fn expect_echo_or_fragment(c: &mut Client, want: &[u8], fragment_hint: &str) -> Outcome {
     let got = c.recv_raw()?;
     if got != want {
         let hint = if got.len() < want.len() && want.starts_with(&got) {
@@ -70,6 +95,10 @@ fn expect_echo_or_fragment(
     Ok(())
 }
 
+fn unit_tests(ctx: &mut Ctx) -> Outcome {
+    super::common::crate_tests(ctx, super::common::Tests::Unit)
+}
+
 fn echo_one_line(ctx: &mut Ctx) -> Outcome {
     let addr = ctx.serve(&[])?;
     let mut c = ctx.client(addr)?;
@@ -78,12 +107,13 @@ fn echo_one_line(ctx: &mut Ctx) -> Outcome {
 }
 
 fn echo_pipelined(ctx: &mut Ctx) -> Outcome {
+    const NOT_UTF8: usize = 17;
     let addr = ctx.serve(&[])?;
     let mut c = ctx.client(addr)?;
     let mut lines: Vec<Vec<u8>> = (0..50)
         .map(|i| format!("line {i} of 50").into_bytes())
         .collect();
-    lines[17] = b"caf\xe9 \xff\xfe not UTF-8".to_vec();
+    lines[NOT_UTF8] = b"caf\xe9 \xff\xfe not UTF-8".to_vec();
     lines[33] = b"  spaces and\ttabs  ".to_vec();
     let mut all = Vec::new();
     for line in &lines {
@@ -91,8 +121,15 @@ fn echo_pipelined(ctx: &mut Ctx) -> Outcome {
         all.push(b'\n');
     }
     c.send(&all)?;
-    for line in &lines {
-        expect_echo(&mut c, line).or_hint("Lines written together must come back one by one, in order, each exactly as sent: read with read_until(b'\\n') on bytes, not lines() on Strings.")?;
+    for (i, line) in lines.iter().enumerate() {
+        expect_echo(&mut c, line).map_err(|f| {
+            if i == NOT_UTF8 && f.expected.is_none() {
+                // Nothing came back for the one line that is not UTF-8, and nothing after it.
+                f.hint("The lines before it came back, but not the one that is not UTF-8: reading into a String (read_line, lines()) fails on such bytes, and the error ended the connection. Read bytes (read_until) and write them back as they are.")
+            } else {
+                f.guess("Lines written together must come back one by one, in order, each exactly as sent.")
+            }
+        })?;
     }
     Ok(())
 }
@@ -108,7 +145,7 @@ fn echo_split_writes(ctx: &mut Ctx) -> Outcome {
     expect_echo_or_fragment(
         &mut c,
         b"one line sent in five separate writes",
-        "A read can return part of a line: keep the bytes until the newline arrives instead of treating each read as a line.",
+        "Only the start of the line came back: a read can return part of a line. Keep the bytes until the newline arrives instead of treating each read as a line.",
     )
 }
 
@@ -121,11 +158,69 @@ fn echo_survives_mid_line_disconnect(ctx: &mut Ctx) -> Outcome {
     }
     let mut c = ctx.client(addr)?;
     c.send(b"still there?\n")?;
-    // A reply with other bytes keeps its own hint: the server survived, it just echoes wrong.
-    expect_echo(&mut c, b"still there?").map_err(|f| match f.expected {
-        Some(_) => f,
-        None => f.hint("A client that disconnects is an error for that client only: handle it and go back to accepting (no unwrap on reads and writes)."),
-    })
+    expect_echo(&mut c, b"still there?").or_hint("A client that disconnects is an error for that client only: handle it and go back to accepting.")
+}
+
+fn echo_half_close_and_fragment(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut c = ctx.client(addr)?;
+    c.send(b"first\nsecond\nthird, cut off")?;
+    c.shutdown_write()?;
+    let lines = c.read_to_eof(Duration::from_secs(3))?;
+    let got: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    match got.as_slice() {
+        [b"first", b"second"] => Ok(()),
+        [b"first", b"second", extra, ..] => Err(fail!("the fragment after the last newline came back")
+            .expected("no reply: bytes after the last \\n at end of file are not a line")
+            .got(show_bytes(extra))
+            .hint("A line that does not end with \\n is what is left of a connection that ended mid-line: it gets no reply.")),
+        _ => Err(fail!("after a half-close, the two complete lines did not both come back before end of file")
+            .expected("first, second, then end of file")
+            .got(got.iter().map(|l| show_bytes(l)).collect::<Vec<_>>().join(" | "))
+            .hint("When the client shuts its sending side, the server still echoes every complete line before it closes.")),
+    }
+}
+
+/// A line of this step's traffic and what it must get back, as a request/reply pair for
+/// [`Client::ask`]-like exchanges that work at every step: an echo at steps 01-02, an event
+/// from step 03 on.
+pub fn hello(ledger: &mut Ledger, who: &str) -> (String, Option<serde_json::Value>) {
+    if ledger.echoes() {
+        (format!("hello from {who}"), None)
+    } else {
+        let (line, want) = ledger.event(who, "buy", 1);
+        (line, Some(want))
+    }
+}
+
+/// Sends `line` and requires `want` back (the line itself where `want` is `None`: an echo).
+pub fn exchange(c: &mut Client, line: &str, want: &Option<serde_json::Value>) -> Outcome {
+    c.send_line(line)?;
+    match want {
+        None => expect_echo(c, line.as_bytes()),
+        Some(want) => {
+            let got = c.recv_json()?;
+            reply::compare(line.as_bytes(), want, &got)
+        }
+    }
+}
+
+fn survives_a_reset(ctx: &mut Ctx) -> Outcome {
+    let addr = ctx.serve(&[])?;
+    let mut ledger = Ledger::new(ctx.step);
+    {
+        let mut rude = ctx.client(addr)?.quiet();
+        let (line, _) = hello(&mut ledger, "rude");
+        rude.send(format!("{line}\n").repeat(5000).as_bytes())?;
+        for _ in 0..10 {
+            rude.recv_raw()?;
+        }
+        rude.note("reads 10 of 5 000 replies, then resets the connection (RST)");
+        rude.reset()?;
+    }
+    let mut c = ctx.client(addr)?;
+    let (line, want) = hello(&mut ledger, "polite");
+    exchange(&mut c, &line, &want).or_hint("A client that resets its connection is an error on that connection only: writing to it fails, so end that connection, and keep serving the others.")
 }
 
 fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
@@ -134,7 +229,7 @@ fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
         let mut c = ctx.client(addr)?;
         let line = format!("client number {round}");
         c.send(format!("{line}\n").as_bytes())?;
-        expect_echo(&mut c, line.as_bytes())?;
+        expect_echo(&mut c, line.as_bytes()).or_hint("The server answered its first client but not the next one: after a client leaves, go back to accepting.")?;
         c.note("disconnects");
     }
     Ok(())
@@ -144,7 +239,6 @@ fn echo_sequential_clients(ctx: &mut Ctx) -> Outcome {
 mod tests {
     use super::*;
     use crate::harness::transcript::Transcript;
-    use crate::oracle::client::Client;
     use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
 
@@ -164,16 +258,18 @@ mod tests {
         c.send(b"one line\n").unwrap();
         let outcome = expect_echo_or_fragment(&mut c, b"one line", "FRAGMENT");
         server.join().unwrap();
-        outcome.err().and_then(|f| f.hint)
+        outcome.err().and_then(|f| f.hint.clone())
     }
 
     #[test]
-    fn a_fragment_and_other_bytes_get_different_hints() {
+    fn a_fragment_other_bytes_and_a_missing_newline_get_different_hints() {
         assert_eq!(hint_for(|l| format!("{l}\n")), None);
         assert_eq!(hint_for(|_| "one \n".into()).as_deref(), Some("FRAGMENT"));
         assert_eq!(
             hint_for(|l| format!("{}\n", l.to_uppercase())).as_deref(),
             Some(EXACT_BYTES)
         );
+        let no_newline = hint_for(|l| l.to_string()).unwrap();
+        assert!(no_newline.contains("without its trailing"), "{no_newline}");
     }
 }

@@ -7,21 +7,50 @@ use crate::harness::wait::concurrently;
 use crate::oracle::ledger::Ledger;
 use crate::oracle::reply;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 pub const CHECKS: &[Check] = &[
     Check {
         name: "balances_exact",
-        about: "balances follow buys and sells exactly, per user",
+        about: "balances follow buys and sells exactly, per user, across connections",
         since: 4,
+        alone: false,
         run: balances_exact,
     },
     Check {
         name: "balances_concurrent",
-        about: "50 concurrent clients on the same users lose no update",
+        about: "8 clients pipelining 2 000 buys each for one user lose no update",
         since: 4,
+        alone: false,
         run: balances_concurrent,
     },
+    Check {
+        name: "work_done_before_the_reply",
+        about: "with --work-us 100000, the reply to an event comes after the work, 100 ms later at least",
+        since: 4,
+        alone: false,
+        run: work_done_before_the_reply,
+    },
+    Check {
+        name: "slow_reader_blocks_nobody",
+        about: "a client that sends a flood of events and never reads its replies does not stall another client",
+        since: 4,
+        alone: true,
+        run: slow_reader_blocks_nobody,
+    },
+    Check {
+        name: "model_checks",
+        about: "the crate's model checks pass: loom tries every interleaving of the lesson's races",
+        since: 4,
+        alone: false,
+        run: model_checks,
+    },
 ];
+
+fn model_checks(ctx: &mut Ctx) -> Outcome {
+    super::common::crate_tests(ctx, super::common::Tests::Models)
+}
 
 fn balances_exact(ctx: &mut Ctx) -> Outcome {
     let addr = ctx.serve(&[])?;
@@ -43,38 +72,112 @@ fn balances_exact(ctx: &mut Ctx) -> Outcome {
     // A second connection sees the same balances: state belongs to the server, not to a connection.
     let mut other = ctx.client(addr)?;
     let (line, want) = ledger.event("bob", "buy", 1);
-    other.expect(&line, &want).or_hint("Balances are shared by every connection: keep them in one map behind an Arc, not in the connection task.")
+    other.expect(&line, &want).map_err(|f| f.hint("A second connection did not see the balances the first one built up: balances belong to the server, shared by every connection (one map behind an Arc), not to a connection's task."))
 }
 
 fn balances_concurrent(ctx: &mut Ctx) -> Outcome {
-    const CLIENTS: usize = 50;
-    const EVENTS: u64 = 40;
-    const USERS: [&str; 5] = ["u0", "u1", "u2", "u3", "u4"];
+    const CLIENTS: usize = 8;
+    const EVENTS: usize = 2_000;
     let addr = ctx.serve(&[])?;
     let clients = ctx.quiet_clients(addr, CLIENTS)?;
-    concurrently(clients, |i, mut c| {
-        let user = USERS[i % USERS.len()];
-        let line = json!({"user": user, "action": "buy", "amount": 1}).to_string();
+    ctx.log.note(
+        "checker",
+        format!("{CLIENTS} clients each send {EVENTS} buys of 1 for \"hot\" in one write, at the same time"),
+    );
+    let highest = AtomicI64::new(0);
+    concurrently(clients, |_, mut c| {
+        let line = format!("{}\n", json!({"user": "hot", "action": "buy", "amount": 1}));
+        c.send(line.repeat(EVENTS).as_bytes())?;
         let mut last = 0;
         for _ in 0..EVENTS {
-            let got = c.ask(&line)?;
+            let got = c.recv_json()?;
             let balance = got.get("balance").and_then(Value::as_i64).ok_or_else(|| {
-                fail!("a reply to an event lacks an integer balance").got(got.to_string())
+                fail!("a reply to an event lacks an integer balance")
+                    .got(got.to_string())
+                    .hint(reply::diagnose(&reply::balance(0), &got))
             })?;
             if balance <= last {
-                return Err(fail!("{user}'s balance went from {last} to {balance} after a buy")
-                    .hint("Read and update the balance under the same lock: a balance read, then written back later, loses concurrent updates."));
+                return Err(fail!("\"hot\"'s balance went from {last} to {balance} after a buy of 1")
+                    .hint("One connection's buys made the balance go down: another connection's update overwrote this one's. Read and write the balance under one lock guard: a balance read under one lock and written back under another loses the updates made in between."));
             }
             last = balance;
         }
+        highest.fetch_max(last, Ordering::Relaxed);
         Ok(())
     })?;
     let mut c = ctx.client(addr)?;
-    let per_user = (CLIENTS / USERS.len()) as i64 * EVENTS as i64;
-    for user in USERS {
-        let line = json!({"user": user, "action": "buy", "amount": 1}).to_string();
-        c.expect(&line, &reply::balance(per_user + 1))
-            .or_hint("Updates were lost under concurrency: hold the lock for the whole read-modify-write of a balance.")?;
+    let total = (CLIENTS * EVENTS) as i64;
+    let line = json!({"user": "hot", "action": "buy", "amount": 1}).to_string();
+    let got = c.ask(&line)?;
+    let balance = got
+        .get("balance")
+        .and_then(Value::as_i64)
+        .unwrap_or(i64::MIN);
+    if balance != total + 1 {
+        return Err(fail!("after {total} buys of 1 from {CLIENTS} connections at once, one more buy left the balance at {balance}")
+            .expected(format!("{}", total + 1))
+            .got(format!("{balance}: {} updates lost", total + 1 - balance))
+            .hint("Updates were lost when connections updated one balance at the same time: the read, the addition and the write must happen under one lock guard. A balance read under one lock and written back under another loses the updates made in between."));
     }
+    Ok(())
+}
+
+fn work_done_before_the_reply(ctx: &mut Ctx) -> Outcome {
+    const WORK: Duration = Duration::from_millis(100);
+    let work_us = WORK.as_micros().to_string();
+    let addr = ctx.serve(&["--work-us", &work_us])?;
+    let mut c = ctx.client(addr)?;
+    let mut ledger = Ledger::new(ctx.step);
+    for round in 0..3 {
+        let (line, want) = ledger.event("worker", "buy", 1);
+        let asked = Instant::now();
+        c.expect(&line, &want)?;
+        let took = asked.elapsed();
+        if took < WORK {
+            return Err(fail!("with --work-us {work_us}, reply {} came {} ms after its event", round + 1, took.as_millis())
+                .expected(format!("at least {} ms: the work is done before the reply", WORK.as_millis()))
+                .got(format!("{} ms", took.as_millis()))
+                .hint("The simulated work was not done: at this step each event takes --work-us microseconds of work (a std::thread::sleep), done where the event is processed, before its reply."));
+        }
+    }
+    Ok(())
+}
+
+fn slow_reader_blocks_nobody(ctx: &mut Ctx) -> Outcome {
+    const FLOOD: usize = 100_000;
+    let addr = ctx.serve(&[])?;
+    let flooder = ctx.client(addr)?.quiet();
+    let line = format!(
+        "{}\n",
+        json!({"user": "flood", "action": "buy", "amount": 1})
+    );
+    let flood = line.repeat(FLOOD);
+    flooder.note(&format!(
+        "sends {FLOOD} events ({} MB) and never reads a reply",
+        flood.len() >> 20
+    ));
+    // A writer of its own: the flood blocks once the server stops reading, which it must.
+    let mut w = flooder.writer()?;
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = w.write_all(flood.as_bytes());
+    });
+    // Give the flood time to fill the buffers between them.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut other = ctx.client(addr)?;
+    let mut ledger = Ledger::new(ctx.step);
+    let (line, want) = ledger.event("patient", "buy", 1);
+    other.send_line(&line)?;
+    let got = other.recv_json_within(Duration::from_secs(2)).map_err(|f| {
+        if f.observed {
+            return f;
+        }
+        fail!("a client got no reply within 2 s while another one flooded the server without reading its replies")
+            .hint("A client that does not read its replies makes its own writes wait, and that must hold up no one else: no lock (a tokio Mutex, say) may be held across a write to a client, or across any .await that waits for one.")
+    })?;
+    reply::compare(line.as_bytes(), &want, &got)
+        .or_hint("Another client's flood must not change this client's replies.")?;
+    drop(flooder);
+    let _ = writer.join();
     Ok(())
 }

@@ -16,12 +16,21 @@ pub const CHECKS: &[Check] = &[
         name: "no_overdraft_sequential",
         about: "a sell beyond the balance is refused, a sell down to exactly 0 is applied",
         since: 7,
+        alone: false,
         run: no_overdraft_sequential,
+    },
+    Check {
+        name: "hold_is_under_the_users_lock",
+        about: "4 events for one user with a 100 ms hold, on 4 workers, take 400 ms: the holds never overlap",
+        since: 7,
+        alone: false,
+        run: hold_is_under_the_users_lock,
     },
     Check {
         name: "no_overdraft_concurrent",
         about: "50 concurrent sells of 10 against 100 leave exactly 0, never less",
         since: 7,
+        alone: false,
         run: no_overdraft_concurrent,
     },
 ];
@@ -112,6 +121,59 @@ fn no_overdraft_concurrent(ctx: &mut Ctx) -> Outcome {
             .expected("the balance never goes below 0; it ends at exactly 0")
             .got(format!("{lowest}"))
             .hint(RACE_HINT));
+    }
+    Ok(())
+}
+
+fn hold_is_under_the_users_lock(ctx: &mut Ctx) -> Outcome {
+    const HOLD: Duration = Duration::from_millis(100);
+    const EVENTS: u64 = 4;
+    let hold_us = HOLD.as_micros().to_string();
+    let addr = ctx.serve(&["--workers", "4", "--hold-us", &hold_us])?;
+    let mut c = ctx.client(addr)?;
+    let line = format!("{}\n", event("held", "buy", 1));
+    c.note(&format!(
+        "sends {EVENTS} buys of 1 for \"held\" in one write: 4 workers, a {} ms hold each",
+        HOLD.as_millis()
+    ));
+    let sent = Instant::now();
+    c.send(line.repeat(EVENTS as usize).as_bytes())?;
+    for _ in 0..EVENTS {
+        let got = c.recv_json()?;
+        reply::compare(line.as_bytes(), &reply::accepted(), &got)?;
+    }
+    wait_balance(
+        &mut c,
+        "held",
+        Duration::from_secs(5),
+        |b| b == EVENTS as i64,
+        "4",
+    )?;
+    let took = sent.elapsed();
+    // The holds are under the user's lock, one after another: at least 4 holds. Overlapping
+    // holds take one; a margin of one hold stays between the two.
+    let least = HOLD * (EVENTS as u32 - 1);
+    c.note(&format!(
+        "all {EVENTS} applied after {} ms",
+        took.as_millis()
+    ));
+    if took < least {
+        let hint = if took < HOLD / 2 {
+            format!("The 4 events were applied in {} ms, less than one hold: the --hold-us work is not done. It is a std::thread::sleep while the user's balance is locked, between the overdraft check and the update.", took.as_millis())
+        } else {
+            format!("The 4 holds of one user overlapped: all 4 events were done in {} ms, about one hold. The hold is the risk check that needs the current balance, so it runs while the user's balance is locked, between the check and the update: take the lock first, then hold, then check and apply, then let go.", took.as_millis())
+        };
+        return Err(fail!(
+            "4 events for one user, each holding it for {} ms, were all applied after {} ms",
+            HOLD.as_millis(),
+            took.as_millis()
+        )
+        .expected(format!(
+            "at least {} ms: one hold after another",
+            least.as_millis()
+        ))
+        .got(format!("{} ms", took.as_millis()))
+        .hint(hint));
     }
     Ok(())
 }

@@ -17,11 +17,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub const CHECKS: &[Check] = &[
-    Check { name: "sigint_idle_exits_clean", about: "SIGINT with idle clients: end of file for each, final metrics, exit 0", since: 10,run: sigint_idle_exits_clean },
-    Check { name: "sigterm_idle_exits_clean", about: "SIGTERM with idle clients: end of file for each, final metrics, exit 0", since: 10,run: sigterm_idle_exits_clean },
-    Check { name: "shutdown_under_load_loses_nothing", about: "SIGINT during a burst: new connections refused, accepted == processed, server_busy == dropped", since: 10,run: shutdown_under_load_loses_nothing },
-    Check { name: "second_signal_exits_at_once", about: "a second signal during a long drain exits at once, non-zero", since: 10,run: second_signal_exits_at_once },
-    Check { name: "shutdown_timeout_reports_loss", about: "a drain longer than --shutdown-timeout-ms exits 1 and says how many events were lost", since: 10,run: shutdown_timeout_reports_loss },
+    Check { name: "sigint_idle_exits_clean", about: "SIGINT with idle clients: end of file for each, final metrics, exit 0", since: 10,alone: false,run: sigint_idle_exits_clean },
+    Check { name: "sigterm_idle_exits_clean", about: "SIGTERM with idle clients: end of file for each, final metrics, exit 0", since: 10,alone: false,run: sigterm_idle_exits_clean },
+    Check { name: "shutdown_under_load_loses_nothing", about: "SIGINT during a burst: new connections refused, accepted == processed, server_busy == dropped", since: 10,alone: false,run: shutdown_under_load_loses_nothing },
+    Check { name: "shutdown_keeps_the_replies_of_a_client_still_sending", about: "a client still writing through the signal, not reading for 1.5 s, gets every reply and then end of file, never a reset", since: 10, alone: false, run: shutdown_keeps_the_replies_of_a_client_still_sending },
+    Check { name: "second_signal_exits_at_once", about: "a second signal during a long drain exits at once, non-zero", since: 10,alone: false,run: second_signal_exits_at_once },
+    Check { name: "shutdown_timeout_reports_loss", about: "a drain longer than --shutdown-timeout-ms exits 1 and says how many events were lost", since: 10,alone: false,run: shutdown_timeout_reports_loss },
 ];
 
 /// The final metrics: the last stdout line, once the server has exited.
@@ -67,7 +68,7 @@ fn idle_exit(ctx: &mut Ctx, sig: Signal) -> Outcome {
         &json!({"user": "ida", "action": "buy", "amount": 3}).to_string(),
         &reply::accepted(),
     )?;
-    let mut idle = ctx.client(addr)?;
+    let idle = ctx.client(addr)?;
     let mut typing = ctx.client(addr)?;
     typing.send(b"{\"user\":\"ida\",")?;
     ctx.log
@@ -78,17 +79,27 @@ fn idle_exit(ctx: &mut Ctx, sig: Signal) -> Outcome {
     } else {
         "Idle clients must not hold the exit back: on shutdown, stop reading, flush, and close every connection."
     };
-    // A signal that killed the server gets expect_exit's own, more precise hint.
-    expect_exit(ctx, i, Duration::from_secs(3), 0, why)?;
-    for c in [&mut busy, &mut idle, &mut typing] {
-        let rest = c.read_to_eof(Duration::from_secs(2))?;
-        if !rest.is_empty() {
-            return Err(fail!(
-                "{} got replies it did not ask for after shutdown",
-                c.name
-            ));
+    // Each client reads to its end of file and closes, as a client does once told the server is
+    // going: the server's lingering close then sees the client's end at once.
+    let mut ends = Ok(());
+    for mut c in [busy, idle, typing] {
+        match c.read_to_eof(Duration::from_secs(3)) {
+            Ok(rest) if rest.is_empty() => {}
+            Ok(_) => {
+                return Err(fail!(
+                    "{} got replies it did not ask for after shutdown",
+                    c.name
+                ))
+            }
+            Err(f) => {
+                ends = Err(f);
+                break;
+            }
         }
     }
+    // A signal that killed the server, or one it ignored, gets expect_exit's own hint.
+    expect_exit(ctx, i, Duration::from_secs(3), 0, why)?;
+    ends?;
     let m = final_metrics(ctx, i)?;
     if (m.received, m.processed) != (1, 1) {
         return Err(fail!("the final metrics do not count the one event")
@@ -131,22 +142,44 @@ struct Seen {
     busy: u64,
 }
 
+impl Seen {
+    /// Counts one reply to an event: accepted or server_busy, nothing else.
+    fn count(&mut self, line: &[u8]) -> Outcome {
+        match reply::parse(line)? {
+            v if v == reply::accepted() => self.accepted += 1,
+            v if v == reply::busy() => self.busy += 1,
+            v => return Err(fail!("unexpected reply to an event").got(v.to_string())),
+        }
+        Ok(())
+    }
+}
+
 fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
     const CLIENTS: usize = 6;
     const EVENTS: usize = 400;
+    /// The backlog a full queue holds: 40 events of 50 ms on one worker, 2 s of work. A fixed
+    /// wait shorter than that in place of the drain loses events; a drain that waits out the
+    /// timeout (30 s here) instead of the workers exits too late.
+    const WORK: Duration = Duration::from_millis(50);
+    const QUEUE: u32 = 40;
+    let work_us = WORK.as_micros().to_string();
+    let queue = QUEUE.to_string();
     let i = ctx.start(&[
         "--workers",
-        "2",
+        "1",
         "--work-us",
-        "5000",
+        &work_us,
         "--queue-capacity",
-        "64",
+        &queue,
+        "--shutdown-timeout-ms",
+        "30000",
     ])?;
     let addr = ctx.server(i).addr;
     let clients = ctx.quiet_clients(addr, CLIENTS)?;
     let replies = Arc::new(AtomicU64::new(0));
     let busy_seen = Arc::new(AtomicU64::new(0));
-    ctx.log.note("checker", format!("{CLIENTS} clients pipeline {EVENTS} events each (2 workers, 5 ms of work, queue of 64)"));
+    ctx.log.note("checker", format!("{CLIENTS} clients pipeline {EVENTS} events each (1 worker, {} ms of work, queue of {QUEUE}: {} s of backlog when full)", WORK.as_millis(), (WORK * QUEUE).as_secs_f32()));
+    let mut signal_at = None;
     let results: Vec<Outcome<Seen>> = thread::scope(|scope| {
         let handles: Vec<_> = clients
             .into_iter()
@@ -197,6 +230,7 @@ fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
             thread::sleep(Duration::from_millis(1));
         }
         let signalled = if backed_up() {
+            signal_at = Some(Instant::now());
             ctx.log.note(
                 "checker",
                 format!(
@@ -208,7 +242,7 @@ fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
         } else {
             ctx.stop(i); // ends the clients' reads
             Err(fail!("the queue never backed up: no server_busy among the first 200 replies within 10 s")
-                .hint("With --queue-capacity 64 and 2 workers doing 5 ms of work, 2 400 pipelined events must overflow the queue: use try_send on a channel bounded by --queue-capacity."))
+                .hint("With a queue of 40 and one worker doing 50 ms of work per event, 2 400 pipelined events must overflow the queue: use try_send on a channel bounded by --queue-capacity."))
         };
         let refused =
             signalled.and_then(|_| wait_until_refused(ctx, i, addr, Duration::from_millis(1000)));
@@ -237,19 +271,23 @@ fn shutdown_under_load_loses_nothing(ctx: &mut Ctx) -> Outcome {
             total.accepted, total.busy
         ),
     );
+    let backlog = WORK * QUEUE;
     expect_exit(
         ctx,
         i,
-        Duration::from_secs(15),
+        Duration::from_secs(10),
         0,
-        "After draining, exit with code 0.",
+        &format!("The queue held about {} s of work when the signal came, and the server was still running 10 s later: the shutdown waits for something else than the workers (a fixed sleep, or the whole --shutdown-timeout-ms of 30 s). Wait for the workers to finish the queue, and exit as soon as they have.", backlog.as_secs_f32()),
     )?;
+    let exited_after = signal_at.map(|at| at.elapsed()).unwrap_or_default();
     let m = final_metrics(ctx, i)?;
     if m.processed != total.accepted {
         let hint = if m.processed > total.accepted {
-            "Clients received fewer accepted replies than the server processed: replies were lost on the way out. Flush every reply you owe, then shut down the write side and read until the client's end of file: closing a socket with unread input sends a reset that destroys replies in flight."
+            "Clients received fewer accepted replies than the server processed: replies were lost on the way out. Write every reply you owe before closing, then shut down the write side and read until the client's end of file: closing a socket with unread input sends a reset that destroys replies in flight.".to_string()
+        } else if exited_after < backlog {
+            format!("The server exited {} ms after the signal, before its {} s of queued work could be done: it did not wait for the workers to drain the queue (a fixed sleep, or no wait at all). The workers stop when every sender of the queue is gone and the queue is empty: let them, and join them before printing the metrics.", exited_after.as_millis(), backlog.as_secs_f32())
         } else {
-            "Accepted events were lost: let the workers drain the queue until it is empty (they stop when every Sender is dropped), and join them before printing the metrics."
+            "Accepted events were lost: let the workers drain the queue until it is empty (they stop when every sender is dropped), and join them before printing the metrics; an event answered accepted must still reach the queue during shutdown.".to_string()
         };
         return Err(fail!(
             "{} events were answered accepted but the final metrics say {} processed",
@@ -330,7 +368,7 @@ fn shutdown_timeout_reports_loss(ctx: &mut Ctx) -> Outcome {
         return Err(fail!("the server says it processed all {accepted} events within 300 ms, which takes {} ms of work", accepted * 100)
             .got(format!("{m:?}")));
     }
-    let stderr = ctx.server(i).stderr_since(said_before);
+    let stderr = ctx.server(i).stderr_since_at_exit(said_before);
     let says_it = stderr
         .split(|c: char| !c.is_ascii_digit())
         .any(|w| w == lost.to_string());
@@ -339,6 +377,85 @@ fn shutdown_timeout_reports_loss(ctx: &mut Ctx) -> Outcome {
             .expected(format!("the number {lost} ({accepted} accepted - {} processed) on stderr", m.processed))
             .got(stderr.lines().last().unwrap_or("nothing").to_string())
             .hint("On timeout, eprintln! how many accepted events (received - dropped - processed) were left unprocessed."));
+    }
+    Ok(())
+}
+
+fn shutdown_keeps_the_replies_of_a_client_still_sending(ctx: &mut Ctx) -> Outcome {
+    /// Longer than any fixed wait a server might put in place of the lingering close.
+    const PAUSE: Duration = Duration::from_millis(1500);
+    let i = ctx.start(&["--workers", "2", "--queue-capacity", "100000"])?;
+    let addr = ctx.server(i).addr;
+    let mut c = ctx.client(addr)?.quiet();
+    let mut w = c.writer()?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let line = format!(
+        "{}\n",
+        json!({"user": "chatty", "action": "buy", "amount": 1})
+    );
+    c.note("writes events without end, and reads the replies");
+    let outcome = thread::scope(|scope| -> Outcome<(u64, u64)> {
+        let stop = &stop;
+        let writer = scope.spawn(move || {
+            use std::io::Write;
+            let batch = line.repeat(100);
+            while !stop.load(Ordering::Relaxed) {
+                if w.write_all(batch.as_bytes()).is_err() {
+                    break;
+                }
+            }
+            // The client has read its end of file: it closes its side too.
+            let _ = w.shutdown(std::net::Shutdown::Write);
+        });
+        let read = (|| -> Outcome<(u64, u64)> {
+            let mut seen = Seen::default();
+            while seen.accepted < 2000 {
+                let line = c.recv_raw()?;
+                seen.count(&line)?;
+            }
+            ctx.log.note("checker", format!("sends SIGINT after {} replies; the client goes on writing, and stops reading for {} ms", seen.accepted + seen.busy, PAUSE.as_millis()));
+            ctx.server(i).signal(Signal::SIGINT)?;
+            thread::sleep(PAUSE);
+            c.note("reads again, to the end");
+            loop {
+                let next = c.next_line(Duration::from_secs(5)).map_err(|f| {
+                    if f.symptom == Some("saw the connection reset") {
+                        fail!("the connection was reset instead of closed: the replies still on their way were destroyed")
+                            .expected("every reply, then end of file")
+                            .got("a reset (RST)")
+                            .hint("The server closed the socket while the client's events were still arriving unread: the kernel answers that with a reset, and the reset throws away the replies not yet read by the client. Close gracefully: shut down your sending side, then read and discard what the client still sends until its end of file (or a moment of silence, or the deadline), and only then close.")
+                    } else {
+                        f
+                    }
+                })?;
+                match next {
+                    Some(line) => seen.count(&line)?,
+                    None => break,
+                }
+            }
+            c.note(&format!(
+                "end of file, after {} accepted and {} server_busy",
+                seen.accepted, seen.busy
+            ));
+            Ok((seen.accepted, seen.busy))
+        })();
+        stop.store(true, Ordering::Relaxed);
+        let _ = writer.join();
+        read
+    });
+    let (accepted, busy) = outcome?;
+    expect_exit(
+        ctx,
+        i,
+        Duration::from_secs(12),
+        0,
+        "After the client's end of file, the connection is done: exit once everything is drained.",
+    )?;
+    let m = final_metrics(ctx, i)?;
+    if m.processed != accepted || m.dropped != busy {
+        return Err(fail!("the client read {accepted} accepted and {busy} server_busy replies, but the final metrics say {} processed and {} dropped", m.processed, m.dropped)
+            .got(format!("{m:?}"))
+            .hint("Replies were lost on the way out, or events were answered after their counting: every line already read gets its reply, written before the connection is closed."));
     }
     Ok(())
 }

@@ -2,13 +2,15 @@
 //! check, deterministic or seeded (the seed is in its transcript): required at step 11, and
 //! tried as bonus checks on an earlier step with `checker verify NN --production`.
 
+use super::s01_blocking_echo::{exchange, hello};
+use super::s03_parse_events::SEED;
 use crate::fail;
 use crate::harness::check::{Check, Ctx};
 use crate::harness::failure::{OrHint, Outcome};
 use crate::harness::transcript::show_bytes;
 use crate::harness::wait::poll;
 use crate::oracle::client::Client;
-use crate::oracle::ledger::{mixed_lines, Ledger, Rng};
+use crate::oracle::ledger::{Ledger, Rng};
 use crate::oracle::queries::{balance_of, wait_balance};
 use crate::oracle::reply::{self, error};
 use nix::sys::signal::Signal;
@@ -20,215 +22,48 @@ use std::time::{Duration, Instant};
 
 pub const CHECKS: &[Check] = &[
     Check {
-        name: "split_at_every_boundary",
-        about: "40 mixed lines, sent in two writes split at every byte, get the same replies",
-        since: 3,run: split_at_every_boundary,
-    },
-    Check {
-        name: "hundred_mb_line",
-        about: "a 100 MB line with no newline: line_too_long, memory bounded, connection usable",
-        since: 3,run: hundred_mb_line,
-    },
-    Check {
-        name: "deep_nesting",
-        about: "JSON nested 32 000 and 100 000 deep is refused without a crash",
-        since: 3,run: deep_nesting,
-    },
-    Check {
-        name: "odd_numbers_and_names",
-        about: "numbers past i64 and u64, exponents, leading zeros, unicode and 60 KB user names",
-        since: 3,run: odd_numbers_and_names,
-    },
-    Check {
-        name: "reset_mid_reply",
-        about: "a client that resets the connection while replies flow does not hurt the server",
-        since: 3,run: reset_mid_reply,
-    },
-    Check {
         name: "slowloris_500",
         about: "500 connections trickling bytes do not slow a normal client down",
-        since: 3,run: slowloris_500,
+        since: 2,
+        alone: true,
+        run: slowloris_500,
     },
     Check {
         name: "connections_2000",
         about: "2 000 concurrent connections are each answered",
-        since: 3,run: connections_2000,
+        since: 2,
+        alone: false,
+        run: connections_2000,
     },
     Check {
         name: "accept_errors_survived",
         about: "running out of file descriptors (accept errors) does not kill the server",
-        since: 3,run: accept_errors_survived,
+        since: 3,
+        alone: false,
+        run: accept_errors_survived,
     },
     Check {
         name: "connection_limit",
         about: "past --max-connections a newcomer is told too_many_connections and closed; its place comes back",
-        since: 11,run: connection_limit,
+        since: 11,
+        alone: false,
+        run: connection_limit,
+    },
+    Check {
+        name: "refusal_flood_bounded",
+        about: "1 000 connections past a limit of 4, each sending and never closing, cost the server at most 64 lingering refusals",
+        since: 11,
+        alone: false,
+        run: refusal_flood_bounded,
     },
     Check {
         name: "signals_under_load_20x",
         about: "SIGINT and SIGTERM under load, 20 times: accepted == processed every time",
-        since: 10,run: signals_under_load_20x,
+        since: 10,
+        alone: false,
+        run: signals_under_load_20x,
     },
 ];
-
-/// The seed of the seeded scenarios; change it to explore, and it is in every transcript.
-const SEED: u64 = 0x5EED_0006;
-
-fn split_at_every_boundary(ctx: &mut Ctx) -> Outcome {
-    let addr = ctx.serve(&[])?;
-    let mut c = ctx.client(addr)?.quiet();
-    let mut ledger = Ledger::new(ctx.step);
-    let first = mixed_lines(&mut Ledger::new(ctx.step), SEED, 40);
-    let stream: Vec<u8> = first
-        .iter()
-        .flat_map(|(l, _)| l.iter().copied().chain([b'\n']))
-        .collect();
-    c.note(&format!(
-        "sends the same 40 lines ({} bytes, seed {SEED:#x}) split in two at every byte",
-        stream.len()
-    ));
-    for cut in 0..=stream.len() {
-        // The same lines each time; the ledger follows the balances they build up.
-        let lines = mixed_lines(&mut ledger, SEED, 40);
-        c.send(&stream[..cut])?;
-        // A pause makes the two halves arrive in separate reads.
-        thread::sleep(Duration::from_micros(300));
-        c.send(&stream[cut..])?;
-        for (i, (line, want)) in lines.iter().enumerate() {
-            let got = c.recv_json()?;
-            if &got != want {
-                return Err(fail!("split at byte {cut}: the reply to line {} is wrong", i + 1)
-                    .expected(want.to_string())
-                    .got(format!("{got} (line: {})", show_bytes(line)))
-                    .hint("A read can end anywhere, even inside a multi-byte character or between \\r and \\n: keep partial bytes until their newline arrives."));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn hundred_mb_line(ctx: &mut Ctx) -> Outcome {
-    let i = ctx.start(&[])?;
-    let addr = ctx.server(i).addr;
-    let mut c = ctx.client(addr)?.quiet();
-    let baseline = ctx.server(i).peak_rss_kib();
-    c.note("sends {\"user\":\" and then 100 MB of 'a', no newline, in 1 MiB writes");
-    c.send(br#"{"user":""#)?;
-    let chunk = vec![b'a'; 1 << 20];
-    for _ in 0..100 {
-        c.send(&chunk)?;
-    }
-    c.send(b"\n")?;
-    let got = c.recv_json()?;
-    reply::compare(b"(the 100 MB line)", &error("line_too_long"), &got)?;
-    let mut ledger = Ledger::new(ctx.step);
-    let (line, want) = ledger.event("after", "buy", 1);
-    c.expect(&line, &want)?;
-    let grew = ctx.server(i).peak_rss_kib().saturating_sub(baseline) / 1024;
-    c.note(&format!("server memory grew by at most {grew} MiB"));
-    if grew > 32 {
-        return Err(fail!("the server's memory grew by {grew} MiB while reading one long line")
-            .expected("at most 32 MiB: a line is capped at 64 KiB")
-            .hint("Stop buffering a line once it is longer than 65 536 bytes: answer line_too_long and discard the rest as it arrives."));
-    }
-    Ok(())
-}
-
-fn deep_nesting(ctx: &mut Ctx) -> Outcome {
-    let addr = ctx.serve(&[])?;
-    let mut c = ctx.client(addr)?;
-    let mut ledger = Ledger::new(ctx.step);
-    for depth in [32_000usize, 100_000] {
-        let line = format!("{}{}\n", "[".repeat(depth), "]".repeat(depth));
-        c.note(&format!(
-            "sends an array nested {depth} deep ({} bytes)",
-            line.len() - 1
-        ));
-        let mut quiet = c;
-        quiet = quiet.quiet();
-        quiet.send(line.as_bytes())?;
-        let got = quiet.recv_json().or_hint("Deeply nested JSON must not crash the server (a recursive parser without a depth limit overflows its stack); serde_json stops at depth 128.")?;
-        let reason = got.get("reason").and_then(|r| r.as_str()).unwrap_or("");
-        let allowed: &[&str] = if line.len() - 1 > 65_536 {
-            &["line_too_long"]
-        } else {
-            &["invalid_json", "invalid_event"]
-        };
-        if !allowed.contains(&reason) {
-            return Err(fail!("JSON nested {depth} deep got the wrong reply")
-                .expected(allowed.join(" or "))
-                .got(got.to_string()));
-        }
-        c = quiet;
-    }
-    let (line, want) = ledger.event("deep", "buy", 1);
-    c.expect(&line, &want)
-}
-
-fn odd_numbers_and_names(ctx: &mut Ctx) -> Outcome {
-    let addr = ctx.serve(&[])?;
-    let mut c = ctx.client(addr)?;
-    let mut ledger = Ledger::new(ctx.step);
-    for (amount, what) in [
-        ("9223372036854775808", "just past i64"),
-        ("18446744073709551615", "u64's largest"),
-        ("99999999999999999999999999999", "past u64"),
-        ("-0", "minus zero"),
-        ("1e0", "an exponent"),
-        ("1.000", "a fraction of zeros"),
-    ] {
-        let line = format!(r#"{{"user":"odd","action":"buy","amount":{amount}}}"#);
-        let got = c.ask(&line)?;
-        reply::compare(line.as_bytes(), &error("invalid_event"), &got)
-            .map_err(|f| f.hint(format!("{what} is not an amount from 1 to 1 000 000 000")))?;
-    }
-    for line in [
-        r#"{"user":"odd","action":"buy","amount":01}"#,
-        r#"{"user":"odd","action":"buy","amount":0x10}"#,
-        r#"{"user":"odd","action":"buy","amount":+5}"#,
-    ] {
-        c.expect(line, &error("invalid_json")).or_hint(
-            "JSON has no leading zeros, hexadecimal or plus signs: these lines are not JSON.",
-        )?;
-    }
-    for user in ["Zoë 🦀 مرحبا", "tab\tand\u{0}nul", &"x".repeat(60_000)] {
-        let (line, want) = ledger.event(user, "buy", 7);
-        c.send(format!("{line}\n").as_bytes())?;
-        let got = c.recv_json()?;
-        reply::compare(line.as_bytes(), &want, &got).or_hint("Any non-empty string is a user name: unicode, control characters and long names included.")?;
-    }
-    Ok(())
-}
-
-fn reset_mid_reply(ctx: &mut Ctx) -> Outcome {
-    let addr = ctx.serve(&[])?;
-    {
-        let mut rude = ctx.client(addr)?.quiet();
-        let line = format!(
-            "{}\n",
-            json!({"user": "rude", "action": "buy", "amount": 1})
-        );
-        rude.send(line.repeat(5000).as_bytes())?;
-        for _ in 0..10 {
-            rude.recv_json()?;
-        }
-        rude.note("reads 10 of 5 000 replies, then resets the connection (RST)");
-        let s = rude.writer()?;
-        nix::sys::socket::setsockopt(
-            &s,
-            nix::sys::socket::sockopt::Linger,
-            &nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            },
-        )
-        .map_err(|e| fail!("setting SO_LINGER: {e}"))?;
-    }
-    let mut c = ctx.client(addr)?;
-    let mut ledger = Ledger::new(ctx.step);
-    let (line, want) = ledger.event("polite", "buy", 1);
-    c.expect(&line, &want).or_hint("A reset is an error on one connection: log it, drop that connection, and keep serving the others.")
-}
 
 fn slowloris_500(ctx: &mut Ctx) -> Outcome {
     let addr = ctx.serve(&[])?;
@@ -261,9 +96,9 @@ fn slowloris_500(ctx: &mut Ctx) -> Outcome {
             let mut c = ctx.client(addr)?;
             let mut ledger = Ledger::new(ctx.step);
             for k in 0..20 {
-                let (line, want) = ledger.event("normal", "buy", 1);
+                let (line, want) = hello(&mut ledger, "normal");
                 let asked = Instant::now();
-                c.expect(&line, &want)?;
+                exchange(&mut c, &line, &want)?;
                 if asked.elapsed() > Duration::from_millis(250) {
                     return Err(fail!("request {} of a normal client took {} ms among 500 slow connections", k + 1, asked.elapsed().as_millis())
                         .hint("Slow clients must cost nothing while they wait: a task per connection, never a thread blocked on a read."));
@@ -290,12 +125,12 @@ fn connections_2000(ctx: &mut Ctx) -> Outcome {
     let mut ledger = Ledger::new(ctx.step);
     let mut wants = Vec::new();
     for (n, s) in socks.iter_mut().enumerate() {
-        let (line, want) = ledger.event(&format!("conn{n}"), "buy", 1);
+        let (line, want) = hello(&mut ledger, &format!("conn{n}"));
         s.write_all(format!("{line}\n").as_bytes())
             .map_err(|e| fail!("writing on connection {}: {e}", n + 1))?;
-        wants.push(want);
+        wants.push((line, want));
     }
-    for (n, (s, want)) in socks.iter_mut().zip(wants).enumerate() {
+    for (n, (s, (line, want))) in socks.iter_mut().zip(wants).enumerate() {
         s.set_read_timeout(Some(Duration::from_secs(5))).ok();
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
@@ -307,14 +142,24 @@ fn connections_2000(ctx: &mut Ctx) -> Outcome {
         {
             buf.push(byte[0]);
         }
-        let got = reply::parse(&buf)?;
-        reply::compare(b"(one event per connection)", &want, &got)?;
+        match want {
+            None if buf == line.as_bytes() => {}
+            None => {
+                return Err(fail!("connection {} got a different line back", n + 1)
+                    .expected(line)
+                    .got(show_bytes(&buf)))
+            }
+            Some(want) => {
+                let got = reply::parse(&buf)?;
+                reply::compare(b"(one event per connection)", &want, &got)?;
+            }
+        }
     }
     Ok(())
 }
 
 fn accept_errors_survived(ctx: &mut Ctx) -> Outcome {
-    ctx.open_files = Some(64);
+    ctx.limits.open_files = Some(64);
     let addr = ctx.serve(&[])?;
     ctx.log.note(
         "checker",
@@ -509,6 +354,86 @@ fn signals_under_load_20x(ctx: &mut Ctx) -> Outcome {
                 .hint("Every accepted event is processed before the exit, and every reply owed is delivered (lingering close)."));
         }
         ctx.stop(i);
+    }
+    Ok(())
+}
+
+/// How many files a process has open (Linux).
+fn open_files(pid: i32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()
+        .map(|dir| dir.count())
+}
+
+fn refusal_flood_bounded(ctx: &mut Ctx) -> Outcome {
+    const LIMIT: usize = 4;
+    const FLOOD: usize = 1_000;
+    /// The contract's bound on lingering refusals, and room for the runtime's own files.
+    const LINGERING: usize = 64;
+    const SLACK: usize = 32;
+    let i = ctx
+        .start(&["--max-connections", &LIMIT.to_string()])
+        .or_hint("From step 11 a server takes --max-connections N (book/src/contract.md, Start-up and flags).")?;
+    let addr = ctx.server(i).addr;
+    let pid = ctx.server(i).pid().as_raw();
+    let mut ledger = Ledger::new(ctx.step);
+    let mut served = Vec::new();
+    for n in 0..LIMIT {
+        let mut c = ctx.client(addr)?;
+        let (line, want) = ledger.event(&format!("place{n}"), "buy", 1);
+        c.expect(&line, &want)?;
+        served.push(c);
+    }
+    let Some(before) = open_files(pid) else {
+        return ctx.skip("this system does not say how many files a process has open");
+    };
+    ctx.log.note(
+        "checker",
+        format!("{LIMIT} connections served; the server has {before} files open. {FLOOD} more connect, each sending an event and never closing"),
+    );
+    let (event, _) = ledger.event("flood", "buy", 1);
+    let mut flood = Vec::new();
+    let mut peak = before;
+    for n in 0..FLOOD {
+        let mut s = TcpStream::connect(addr)
+            .map_err(|e| fail!("opening flood connection {}: {e}", n + 1))?;
+        let _ = s.write_all(format!("{event}\n").as_bytes());
+        flood.push(s);
+        if n % 50 == 0 {
+            peak = peak.max(open_files(pid).unwrap_or(0));
+        }
+    }
+    peak = peak.max(open_files(pid).unwrap_or(0));
+    // What the first of them heard says which way a failure went.
+    let mut first = Vec::new();
+    flood[0].set_read_timeout(Some(Duration::from_secs(2))).ok();
+    let _ = flood[0].read_to_end(&mut first);
+    ctx.log.note(
+        "checker",
+        format!("the server had at most {peak} files open during the flood; the first of the flood heard {}", show_bytes(&first)),
+    );
+    let bound = before + LINGERING + SLACK;
+    if peak > bound {
+        let refused = first.starts_with(br#"{"status":"error","reason":"too_many_connections"}"#);
+        let hint = if refused {
+            "The connections past the limit were refused, but each refusal kept its socket open while it lingered, and nothing bounded how many lingered at once: a flood of connections costs a socket each. Bound the lingering refusals (at most 64 at a time, a semaphore of their own), and past that write the line without waiting and close at once."
+        } else {
+            "The connections past the limit were not refused: each one was taken in and kept. Serve at most --max-connections at once: a semaphore with that many permits, one taken without waiting in the accept loop; past it, refuse with one too_many_connections line."
+        };
+        return Err(fail!(
+            "{FLOOD} connections past a limit of {LIMIT} made the server hold {peak} files open"
+        )
+        .expected(format!(
+            "at most about {bound}: the limit, 64 lingering refusals, and the server's own"
+        ))
+        .got(format!("{peak} open files"))
+        .hint(hint));
+    }
+    // The served connections were served all along.
+    for (n, c) in served.iter_mut().enumerate() {
+        let (line, want) = ledger.event(&format!("place{n}"), "buy", 1);
+        c.expect(&line, &want)
+            .or_hint("A flood of refused connections must not disturb the ones being served.")?;
     }
     Ok(())
 }

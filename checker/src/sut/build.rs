@@ -29,19 +29,30 @@ pub fn workspace_root() -> Result<PathBuf> {
     bail!("this is not an eventkit checkout (no checker/steps.toml above {}): run the checker from inside the kit's folder", cwd.display())
 }
 
-/// The package name in `dir/Cargo.toml`.
-fn package_name(dir: &Path) -> Result<String> {
+/// `dir/Cargo.toml`, parsed.
+fn manifest(dir: &Path) -> Result<toml::Table> {
     let manifest = dir.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
-    let value: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))?;
-    value
+    toml::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))
+}
+
+/// The package name in `dir/Cargo.toml`.
+fn package_name(dir: &Path) -> Result<String> {
+    manifest(dir)?
         .get("package")
         .and_then(|p| p.get("name"))
         .and_then(|n| n.as_str())
         .map(str::to_string)
-        .with_context(|| format!("{} has no [package] name", manifest.display()))
+        .with_context(|| format!("{} has no [package] name", dir.join("Cargo.toml").display()))
+}
+
+/// True if the crate in `dir` declares the cargo feature `feature`.
+pub fn has_feature(dir: &Path, feature: &str) -> bool {
+    manifest(dir)
+        .ok()
+        .and_then(|m| m.get("features").and_then(|f| f.get(feature)).cloned())
+        .is_some()
 }
 
 /// Which of cargo's profiles to build with.
@@ -57,6 +68,8 @@ pub enum Profile {
 #[derive(Debug, Default)]
 pub struct Built {
     exes: HashMap<PathBuf, PathBuf>,
+    /// The test executables built (`cargo test --no-run`), for the library and the binaries.
+    pub tests: Vec<PathBuf>,
     /// The first compiler error (its `error` line and where it is), for a report that goes
     /// somewhere cargo's own output does not (JSON, a hint given later).
     first_error: Option<String>,
@@ -67,6 +80,11 @@ impl Built {
     pub fn get(&self, dir: &Path) -> Option<PathBuf> {
         let dir = dir.canonicalize().ok()?;
         self.exes.get(&dir).cloned()
+    }
+
+    /// The compiler's first error, if the build had one.
+    pub fn first_error(&self) -> Option<&str> {
+        self.first_error.as_deref()
     }
 
     /// Why the crate `shown` has no executable, with the compiler's first error.
@@ -90,6 +108,17 @@ pub fn build(root: &Path, dirs: &[PathBuf]) -> Result<Built> {
 
 /// [`build`], with the profile chosen.
 pub fn build_with(root: &Path, dirs: &[PathBuf], profile: Profile) -> Result<Built> {
+    build_as(root, dirs, profile, None)
+}
+
+/// [`build_with`] for a check: without cargo's progress, which would land among the lines of
+/// the checks; when something has to be compiled (a minute, the first time), one line says so.
+/// The first compiler error is in the result.
+pub fn build_quietly(root: &Path, dirs: &[PathBuf], profile: Profile, why: &str) -> Result<Built> {
+    build_as(root, dirs, profile, Some(why))
+}
+
+fn build_as(root: &Path, dirs: &[PathBuf], profile: Profile, quiet: Option<&str>) -> Result<Built> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut inside = Vec::new();
     let mut outside = Vec::new();
@@ -113,7 +142,7 @@ pub fn build_with(root: &Path, dirs: &[PathBuf], profile: Profile) -> Result<Bui
             args.push("-p".into());
             args.push(package_name(dir)?);
         }
-        run_cargo(&cargo, root, &args, &mut built)?;
+        run_cargo(&cargo, root, &args, quiet, &mut built)?;
     }
     for dir in outside {
         let mut args = vec![
@@ -124,15 +153,47 @@ pub fn build_with(root: &Path, dirs: &[PathBuf], profile: Profile) -> Result<Bui
         if profile == Profile::Release {
             args.push("--release".into());
         }
-        run_cargo(&cargo, &dir, &args, &mut built)?;
+        run_cargo(&cargo, &dir, &args, quiet, &mut built)?;
     }
     Ok(built)
 }
 
+/// Builds the unit tests of the crate in `dir` (`cargo test --no-run` of its library and
+/// binaries, with `features`), as [`build_quietly`] builds servers: in the workspace at `root`
+/// if the crate is inside it, else in its own folder.
+pub fn build_tests(root: &Path, dir: &Path, features: &[&str], why: &str) -> Result<Built> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", dir.display()))?;
+    let mut args: Vec<String> = ["test", "--no-run", "--lib", "--bins"]
+        .map(String::from)
+        .to_vec();
+    if !features.is_empty() {
+        args.extend(["--features".into(), features.join(",")]);
+    }
+    let cwd = if dir.starts_with(root) {
+        args.extend(["-p".into(), package_name(&dir)?]);
+        root.to_path_buf()
+    } else {
+        args.extend([
+            "--manifest-path".into(),
+            dir.join("Cargo.toml").display().to_string(),
+        ]);
+        dir.clone()
+    };
+    let mut built = Built::default();
+    run_cargo(&cargo, &cwd, &args, Some(why), &mut built)?;
+    Ok(built)
+}
+
+/// Runs cargo and reads its JSON messages into `built`. `quiet`: none to show cargo's output as
+/// it comes; else what the build is for, named once if anything has to be compiled.
 fn run_cargo(
     cargo: &std::ffi::OsStr,
     cwd: &Path,
     args: &[String],
+    quiet: Option<&str>,
     built: &mut Built,
 ) -> Result<()> {
     // The compiler's messages come as JSON, each with its text already rendered (in colour for
@@ -152,6 +213,10 @@ fn run_cargo(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    if quiet.is_some() {
+        command.arg("--quiet").stderr(Stdio::null());
+    }
+    let mut compiling = false;
     let mut child = process::spawn_in_own_group(&mut command).with_context(|| {
         format!(
             "running `cargo {}`: is cargo installed and on PATH?",
@@ -166,7 +231,7 @@ fn run_cargo(
         };
         if msg["reason"] == "compiler-message" {
             let message = &msg["message"];
-            if let Some(text) = message["rendered"].as_str() {
+            if let (None, Some(text)) = (quiet, message["rendered"].as_str()) {
                 let _ = write!(std::io::stderr(), "{text}");
             }
             if built.first_error.is_none() && message["level"] == "error" {
@@ -175,6 +240,16 @@ fn run_cargo(
             continue;
         }
         if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let (Some(why), false, false) = (quiet, compiling, msg["fresh"] == true) {
+            compiling = true;
+            eprintln!("    … compiling {why} (the first time takes a while)");
+        }
+        if msg["profile"]["test"] == true {
+            if let Some(exe) = msg["executable"].as_str() {
+                built.tests.push(PathBuf::from(exe));
+            }
             continue;
         }
         let (Some(exe), Some(manifest)) =

@@ -4,49 +4,96 @@
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+use std::cell::Cell;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Every process group the checker has started and not yet reaped. The interrupt handler
-/// kills them all, so that Ctrl+C of the checker never leaves a server behind.
-static LIVE: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+/// Every process group the checker has started and not yet reaped, with the owner that
+/// started it. The interrupt handler kills them all, so that Ctrl+C of the checker never
+/// leaves a server behind; a check's watchdog kills only that check's.
+static LIVE: Mutex<Vec<(i32, u64)>> = Mutex::new(Vec::new());
 
-/// Kills every live process group. Called by the interrupt handler and the watchdog.
+thread_local! {
+    /// Who the process groups this thread starts belong to (0: nobody in particular).
+    static OWNER: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Marks the process groups this thread starts from now on as `owner`'s (a check's number).
+pub fn set_owner(owner: u64) {
+    OWNER.with(|o| o.set(owner));
+}
+
+/// Kills every live process group. Called by the interrupt handler.
 pub fn kill_all_live() -> usize {
     let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
-    for &pgid in live.iter() {
+    for &(pgid, _) in live.iter() {
         let _ = signal::killpg(Pid::from_raw(pgid), Signal::SIGKILL);
     }
     live.len()
 }
 
+/// Kills the live process groups started by `owner`: a stuck check's, leaving the checks that
+/// run beside it alone.
+pub fn kill_owned(owner: u64) {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    for &(pgid, _) in live.iter().filter(|(_, o)| *o == owner) {
+        let _ = signal::killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
+}
+
 pub(crate) fn register(pgid: i32) {
-    LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(pgid);
+    let owner = OWNER.with(Cell::get);
+    LIVE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((pgid, owner));
 }
 
 pub(crate) fn unregister(pgid: i32) {
     LIVE.lock()
         .unwrap_or_else(|e| e.into_inner())
-        .retain(|&p| p != pgid);
+        .retain(|&(p, _)| p != pgid);
 }
 
 /// Starts `command` in a new process group that the checker will kill on every exit path.
 /// The child also dies if the thread that started it goes away (`PR_SET_PDEATHSIG`), which
 /// covers the checker being killed with SIGKILL.
 pub fn spawn_in_own_group(command: &mut Command) -> std::io::Result<Child> {
-    spawn_limited(command, None)
+    spawn_limited(command, &Limits::default())
 }
 
-/// [`spawn_in_own_group`], with at most `open_files` file descriptors for the child if given.
-pub fn spawn_limited(command: &mut Command, open_files: Option<u64>) -> std::io::Result<Child> {
+/// What a child process may use, beyond what the checker itself may.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// At most this many open files (none: the checker's own limit).
+    #[serde(default)]
+    pub open_files: Option<u64>,
+    /// Runs on this one CPU only (none: every CPU the checker may use). A runtime sized by
+    /// `available_parallelism` then has one thread, and a map sharded by it few shards: a
+    /// blocked thread or a shared shard shows at once instead of by chance.
+    #[serde(default)]
+    pub cpu: Option<usize>,
+}
+
+/// [`spawn_in_own_group`], within `limits`.
+pub fn spawn_limited(command: &mut Command, limits: &Limits) -> std::io::Result<Child> {
     command.process_group(0);
     // Known before the fork, so that the child can tell whether its parent is still there.
     let parent = nix::unistd::getpid();
+    let open_files = limits.open_files;
+    // Built before the fork: the child only makes the system call.
+    let cpus = match limits.cpu {
+        Some(cpu) => {
+            let mut set = nix::sched::CpuSet::new();
+            set.set(cpu).map_err(std::io::Error::from)?;
+            Some(set)
+        }
+        None => None,
+    };
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (prctl, getppid, setrlimit, _exit).
+    // calls (prctl, getppid, setrlimit, sched_setaffinity, _exit).
     unsafe {
         command.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
@@ -58,6 +105,10 @@ pub fn spawn_limited(command: &mut Command, open_files: Option<u64>) -> std::io:
             if let Some(n) = open_files {
                 use nix::sys::resource::{setrlimit, Resource};
                 setrlimit(Resource::RLIMIT_NOFILE, n, n).map_err(std::io::Error::from)?;
+            }
+            if let Some(set) = &cpus {
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set)
+                    .map_err(std::io::Error::from)?;
             }
             Ok(())
         });

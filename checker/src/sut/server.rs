@@ -5,7 +5,7 @@
 use crate::fail;
 use crate::harness::failure::{Failure, Outcome};
 use crate::harness::transcript::Transcript;
-use crate::sut::process::{kill_group, spawn_limited, unregister};
+use crate::sut::process::{kill_group, spawn_limited, unregister, Limits};
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read};
@@ -65,6 +65,8 @@ pub struct Server {
     stderr: Arc<Mutex<StderrTail>>,
     /// Signalled when stdout reaches end of file (so every stdout line has been read).
     stdout_done: mpsc::Receiver<()>,
+    /// Signalled when stderr reaches end of file.
+    stderr_done: mpsc::Receiver<()>,
     /// Where the check's actions are recorded (signals are actions too).
     log: Transcript,
     /// This server's number in its check, in start order (for replays).
@@ -89,10 +91,21 @@ const MEMORY_POLL: Duration = Duration::from_millis(20);
 
 /// The resident set of a process, in KiB, from /proc.
 pub fn rss_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The most resident memory `pid` has ever had, in KiB, as the kernel counts it (no sample
+/// can miss a peak).
+pub fn peak_kib(pid: i32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A KiB figure from `/proc/<pid>/status`.
+fn status_kib(pid: i32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -124,7 +137,7 @@ impl Server {
             log,
             0,
             crate::harness::check::DEFAULT_MEMORY_LIMIT_MIB * 1024,
-            None,
+            &Limits::default(),
         )
     }
 
@@ -135,7 +148,7 @@ impl Server {
         log: &Transcript,
         index: usize,
         memory_limit_kib: u64,
-        open_files: Option<u64>,
+        limits: &Limits,
     ) -> Outcome<Server> {
         let mut command = Command::new(bin);
         command
@@ -147,18 +160,24 @@ impl Server {
             .stderr(Stdio::piped())
             .env("RUST_BACKTRACE", "0");
         let shown = format!("{} --addr 127.0.0.1:0 {}", bin.display(), flags.join(" "));
-        log.note("checker", format!("$ {}", shown.trim_end()));
-        let mut child = spawn_limited(&mut command, open_files)
+        let pinned = limits
+            .cpu
+            .map(|cpu| format!("  (on CPU {cpu} alone)"))
+            .unwrap_or_default();
+        log.note("checker", format!("$ {}{pinned}", shown.trim_end()));
+        let mut child = spawn_limited(&mut command, limits)
             .map_err(|e| fail!("could not start {}: {e}", bin.display()))?;
 
         let stderr = Arc::new(Mutex::new(StderrTail::default()));
         let pipe = child.stderr.take().expect("stderr is piped");
         let (keep, log2) = (stderr.clone(), log.clone());
+        let (stderr_closed, stderr_done) = mpsc::channel();
         thread::spawn(move || {
             for line in lines(pipe) {
                 log2.server(&line);
                 keep.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
+            let _ = stderr_closed.send(());
         });
 
         let (first_tx, first_rx) = mpsc::channel();
@@ -185,6 +204,7 @@ impl Server {
             stdout,
             stderr,
             stdout_done,
+            stderr_done,
             log: log.clone(),
             index,
             memory,
@@ -204,10 +224,14 @@ impl Server {
                 .exit
                 .map(describe_exit)
                 .unwrap_or_else(|| "closed its stdout".into());
-            return Err(server.start_failure(
-                fail!("the server {status} before printing its `listening on` line")
-                    .hint("Look at its output below: a bad flag (exit code 2 comes from clap), an address in use, or a panic at start-up."),
-            ));
+            // What it said on stderr has arrived once stderr is closed: it exited.
+            let said = server.stderr_when_closed(Duration::from_secs(1));
+            let f = fail!("the server {status} before printing its `listening on` line");
+            let f = match unknown_flag(&said) {
+                Some(flag) => f.hint(format!("The server does not take {flag}, which this check starts it with: every flag of the contract is accepted from the step where it means something (book/src/contract.md, Start-up and flags).")),
+                None => f.guess("Look at what it said, in the transcript: a bad flag (exit code 2 comes from clap), an address in use, or a panic at start-up."),
+            };
+            return Err(server.start_failure(f));
         };
         match parse_listening(&first) {
             Some(addr) => {
@@ -299,6 +323,19 @@ impl Server {
         self.stderr.lock().unwrap_or_else(|e| e.into_inner()).seen
     }
 
+    /// What the server wrote to stderr, once stderr is closed (waiting up to `patience` for it).
+    fn stderr_when_closed(&self, patience: Duration) -> String {
+        let _ = self.stderr_done.recv_timeout(patience);
+        self.stderr_text()
+    }
+
+    /// The kept lines of stderr written after `mark`, once the server has closed stderr (it
+    /// has exited): its last words included.
+    pub fn stderr_since_at_exit(&self, mark: usize) -> String {
+        let _ = self.stderr_done.recv_timeout(Duration::from_secs(2));
+        self.stderr_since(mark)
+    }
+
     /// The kept lines of stderr written after `mark`.
     pub fn stderr_since(&self, mark: usize) -> String {
         self.stderr
@@ -364,6 +401,12 @@ fn lines(pipe: impl Read) -> impl Iterator<Item = String> {
     })
 }
 
+/// The flag clap refused, from what it printed: `error: unexpected argument '--x' found`.
+fn unknown_flag(stderr: &str) -> Option<String> {
+    let rest = stderr.split("unexpected argument '").nth(1)?;
+    Some(rest.split('\'').next()?.to_string())
+}
+
 fn parse_listening(line: &str) -> Option<SocketAddr> {
     line.strip_prefix("listening on ")?.trim().parse().ok()
 }
@@ -423,6 +466,13 @@ mod tests {
         );
         let other = "thread 'main' panicked at src/main.rs:3:5:\nindex out of bounds";
         assert_eq!(todo_location(other), None);
+    }
+
+    #[test]
+    fn the_flag_clap_refused_is_named() {
+        let said = "error: unexpected argument '--queue-capacity' found\n\nUsage: x";
+        assert_eq!(unknown_flag(said).as_deref(), Some("--queue-capacity"));
+        assert_eq!(unknown_flag("thread 'main' panicked"), None);
     }
 
     #[test]

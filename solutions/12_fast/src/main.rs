@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use step12_fast_solution::Config;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// An event server that queues every event for a pool of worker threads, never lets a balance
@@ -45,6 +45,27 @@ struct Args {
     max_connections: NonZeroUsize,
 }
 
+/// How many connections the kernel may hold for us, handshake done, before we accept them.
+/// A burst of new clients larger than this finds the queue full, and the kernel drops their
+/// handshakes: each of those clients tries again only a second later. `TcpListener::bind`
+/// asks for a short queue; a server that expects bursts asks for a longer one.
+const BACKLOG: u32 = 1024;
+
+// ANCHOR: bind
+/// Binds `addr` with a queue of [`BACKLOG`] connections waiting to be accepted.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can bind its port again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+// ANCHOR_END: bind
+
 /// One worker per CPU this process may use, unless told otherwise.
 fn default_workers() -> NonZeroUsize {
     thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
@@ -70,9 +91,7 @@ async fn main() -> anyhow::Result<()> {
     // ANCHOR_END: signals
 
     // ANCHOR: announce
-    let listener = TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("failed to bind {}", args.addr))?;
+    let listener = bind(args.addr).with_context(|| format!("failed to bind {}", args.addr))?;
     // Report the address actually bound (port 0 becomes a real port), and flush at once: whoever
     // started us waits for this line before connecting.
     println!("listening on {}", listener.local_addr()?);
