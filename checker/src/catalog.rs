@@ -225,7 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn every_check_named_in_the_catalogue_exists_and_every_check_is_added_once() {
+    fn every_check_named_in_the_catalogue_exists_and_every_check_is_added() {
         let registry: Vec<_> = crate::steps::registry().collect();
         for step in steps() {
             for name in &step.adds {
@@ -246,13 +246,9 @@ mod tests {
                 .iter()
                 .filter(|s| s.adds.iter().any(|n| n == check.name))
                 .collect();
-            assert_eq!(
-                adding.len(),
-                1,
-                "check {} is added by {} steps",
-                check.name,
-                adding.len()
-            );
+            // Added once, or again after a step retired it (loading the catalogue refuses a
+            // check added while its suite already has it).
+            assert!(!adding.is_empty(), "no step adds check {}", check.name);
         }
     }
 

@@ -62,6 +62,25 @@ pub fn crate_tests(ctx: &mut Ctx, which: Tests) -> Outcome {
         return Err(fail!("the crate's {kind}s did not finish within {} s", TESTS_LIMIT.as_secs())
             .hint("A test that never ends is usually a thread waiting forever: a lock never released, a channel nobody closes, a join on a thread that waits for the joiner."));
     }
+    if let (Some(crashed), true) = (&run.crashed, run.failed.is_empty()) {
+        // Its last words, without the backtrace's frames.
+        let said: Vec<&str> = crashed
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                !l.starts_with(|c: char| c.is_ascii_digit()) && !l.starts_with("at ")
+            })
+            .collect();
+        for line in &said[said.len().saturating_sub(12)..] {
+            ctx.log.note("tests", line.to_string());
+        }
+        if let Some(at) = todo_location(crashed) {
+            return Err(Failure::unfinished(ctx.step, at));
+        }
+        let status = crashed.lines().next().unwrap_or_default();
+        return Err(fail!("the crate's tests ended badly ({status}) before reporting a result")
+            .hint("A test process that aborts usually panicked while it was already panicking (a panic in a Drop during a failed test, or inside a loom model): run the crate's tests yourself (`cargo test`, and `cargo test --features loom model` for the model checks) to see the first panic."));
+    }
     if run.ran == 0 {
         return ctx.skip(match which {
             Tests::Unit => "the crate has no unit tests",

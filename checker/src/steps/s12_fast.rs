@@ -5,7 +5,7 @@
 use crate::catalog;
 use crate::fail;
 use crate::harness::check::{Check, Ctx};
-use crate::harness::failure::Outcome;
+use crate::harness::failure::{Failure, Outcome};
 use crate::load::engine::{Limit, Plan};
 use crate::load::machine;
 use crate::load::requests::{Mix, Wire};
@@ -38,15 +38,13 @@ const RUN: Duration = Duration::from_millis(500);
 struct Rate {
     per_second: f64,
     cpu: CpuUse,
+    /// Where the server hit a `todo!()` during the load, if it did.
+    todo: Option<String>,
 }
 
 fn fast_enough(ctx: &mut Ctx) -> Outcome {
     let (ours, theirs) = builds(ctx)?;
-    let root = match ctx.source() {
-        Some(source) => source.root.clone(),
-        None => build::workspace_root().map_err(|e| fail!("{e:#}"))?,
-    };
-    let loader = Loader::find(&root)?;
+    let loader = Loader::find()?;
     // The server on one CPU, the load generator on another, where there are two: each side has
     // its own, and neither steals from the other.
     let cpus = machine::current_cpus();
@@ -73,6 +71,9 @@ fn fast_enough(ctx: &mut Ctx) -> Outcome {
     let measured = (|| -> Outcome {
         for round in 1..=ROUNDS {
             let mine = rate(&ours, server_cpu.as_deref(), &loader)?;
+            if let Some(at) = mine.todo.clone() {
+                return Err(Failure::unfinished(ctx.step, at));
+            }
             let base = rate(&theirs, server_cpu.as_deref(), &loader)?;
             ctx.log.note(
                 "checker",
@@ -136,7 +137,14 @@ fn builds(ctx: &mut Ctx) -> Outcome<(PathBuf, PathBuf)> {
         None => build::workspace_root().map_err(|e| fail!("{e:#}"))?,
     };
     let baseline = catalog::find("10").map_err(|e| fail!("{e:#}"))?;
-    let theirs = release(&root, &root.join(baseline.solution_dir()))?;
+    // Step 10's reference of the checkout graded, or else of the kit this checker comes from.
+    let kit = own_kit();
+    let reference = [&root, &kit]
+        .into_iter()
+        .map(|r| (r.clone(), r.join(baseline.solution_dir())))
+        .find(|(_, dir)| dir.join("Cargo.toml").is_file())
+        .ok_or_else(|| fail!("step 10's reference (solutions/{}) is in neither {} nor {}: it is the measure of this check", baseline.slug, root.display(), kit.display()))?;
+    let theirs = release(&reference.0, &reference.1)?;
     let ours = match ctx.source() {
         Some(source) => release(&root, &source.dir.clone())?,
         // A server given as an executable is measured as it is: build it in release mode.
@@ -167,13 +175,20 @@ enum Loader {
 }
 
 impl Loader {
-    fn find(root: &Path) -> Outcome<Loader> {
-        if !cfg!(debug_assertions) {
+    fn find() -> Outcome<Loader> {
+        let kit = own_kit();
+        let dir = kit.join("checker");
+        if !cfg!(debug_assertions) || !dir.join("Cargo.toml").is_file() {
             return Ok(Loader::InProcess);
         }
-        let dir = root.join("checker");
-        Ok(Loader::Child(release(root, &dir)?))
+        Ok(Loader::Child(release(&kit, &dir)?))
     }
+}
+
+/// The kit this checker was built from.
+fn own_kit() -> PathBuf {
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR"));
+    checker.parent().unwrap_or(checker).to_path_buf()
 }
 
 /// Loads the server `bin` for [`RUN`] at 50 connections × 16 in flight.
@@ -201,7 +216,11 @@ fn rate(bin: &Path, server_cpu: Option<&[usize]>, loader: &Loader) -> Outcome<Ra
                 .map_err(|e| fail!("loading {}: {e:#}", bin.display()))?;
             let per_second =
                 outcome.tally.accepted as f64 / outcome.elapsed.as_secs_f64().max(1e-9);
-            Ok(Rate { per_second, cpu })
+            Ok(Rate {
+                per_second,
+                cpu,
+                todo: server.todo_location(),
+            })
         }
         Loader::Child(checker) => {
             let server_before = machine::cpu_time_of(pid);
@@ -242,6 +261,7 @@ fn rate(bin: &Path, server_cpu: Option<&[usize]>, loader: &Loader) -> Outcome<Ra
                 Some(100.0 * after.saturating_sub(before).as_secs_f64() / wall)
             });
             Ok(Rate {
+                todo: server.todo_location(),
                 per_second: number(&["accepted_per_s"]).unwrap_or(0.0),
                 cpu: CpuUse {
                     load_percent: number(&["cpu", "load_percent"]).unwrap_or(0.0),

@@ -166,9 +166,7 @@ pub fn build_tests(root: &Path, dir: &Path, features: &[&str], why: &str) -> Res
     let dir = dir
         .canonicalize()
         .with_context(|| format!("{} does not exist", dir.display()))?;
-    let mut args: Vec<String> = ["test", "--no-run", "--lib", "--bins"]
-        .map(String::from)
-        .to_vec();
+    let mut args: Vec<String> = ["test", "--no-run"].map(String::from).to_vec();
     if !features.is_empty() {
         args.extend(["--features".into(), features.join(",")]);
     }
@@ -214,7 +212,7 @@ fn run_cargo(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if quiet.is_some() {
-        command.arg("--quiet").stderr(Stdio::null());
+        command.arg("--quiet").stderr(Stdio::piped());
     }
     let mut compiling = false;
     let mut child = process::spawn_in_own_group(&mut command).with_context(|| {
@@ -223,6 +221,15 @@ fn run_cargo(
             args.join(" ")
         )
     })?;
+    // Quiet, cargo's own complaints (a manifest it cannot read, no target to build) are kept
+    // for the failure.
+    let complaints = child.stderr.take().map(|mut stderr| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        })
+    });
     let stdout = child.stdout.take().expect("stdout is piped");
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
@@ -263,6 +270,12 @@ fn run_cargo(
     }
     // Which crates built is told by the executables that appeared; cargo has printed the rest.
     process::reap(&mut child);
+    let complaints = complaints.and_then(|c| c.join().ok()).unwrap_or_default();
+    if built.first_error.is_none() {
+        if let Some(line) = complaints.lines().find(|l| l.starts_with("error")) {
+            built.first_error = Some(line.to_string());
+        }
+    }
     Ok(())
 }
 

@@ -17,6 +17,9 @@ pub struct TestRun {
     pub failed: Vec<FailedTest>,
     /// True if a test executable outlived its time and was killed.
     pub timed_out: bool,
+    /// How a test executable ended that ended badly with no test reported as failed (a panic
+    /// while panicking aborts it), with what it wrote to stderr last.
+    pub crashed: Option<String>,
 }
 
 /// One failed test: its name and what it said when it panicked.
@@ -52,41 +55,82 @@ pub fn run(
 ) -> Result<TestRun> {
     let mut run = TestRun::default();
     for exe in exes {
-        let mut command = Command::new(exe);
-        command
-            .args(filter)
-            .current_dir(dir)
-            .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = spawn_in_own_group(&mut command)
-            .with_context(|| format!("running {}", exe.display()))?;
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let reader = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = stdout.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).into_owned()
-        });
-        let deadline = Instant::now() + limit;
-        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if child.try_wait().ok().flatten().is_none() {
-            run.timed_out = true;
-            kill_group(&mut child);
-        } else {
-            reap(&mut child);
-        }
-        let text = reader.join().unwrap_or_default();
-        let parsed = parse(&text);
+        let ended = run_exe(exe, dir, filter, &[], limit)?;
+        run.timed_out |= ended.status.is_none();
+        let parsed = parse(&ended.stdout);
         run.ran += parsed.ran;
+        if let Some(status) = ended
+            .status
+            .filter(|s| !s.success() && parsed.failed.is_empty())
+        {
+            // It aborted before libtest could show the captured output of the test that
+            // failed: once more, one test at a time and uncaptured, for the first panic.
+            let again = run_exe(
+                exe,
+                dir,
+                filter,
+                &["--nocapture", "--test-threads", "1"],
+                limit,
+            )?;
+            run.crashed = Some(format!("{status}\n{}\n{}", again.stderr, ended.stderr));
+        }
         run.failed.extend(parsed.failed);
     }
     Ok(run)
 }
 
-/// Reads the default output of a libtest executable.
+/// How one test executable ended: its status (none if it ran past the limit and was
+/// killed), and what it wrote.
+struct Ended {
+    status: Option<std::process::ExitStatus>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_exe(
+    exe: &Path,
+    dir: &Path,
+    filter: Option<&str>,
+    extra: &[&str],
+    limit: Duration,
+) -> Result<Ended> {
+    let mut command = Command::new(exe);
+    command
+        .args(filter)
+        .args(extra)
+        .current_dir(dir)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child =
+        spawn_in_own_group(&mut command).with_context(|| format!("running {}", exe.display()))?;
+    let read_all = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            let _ = from.read_to_end(&mut text);
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("stderr is piped")));
+    let deadline = Instant::now() + limit;
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = child.try_wait().ok().flatten();
+    if status.is_none() {
+        kill_group(&mut child);
+    } else {
+        reap(&mut child);
+    }
+    Ok(Ended {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 fn parse(text: &str) -> TestRun {
     let mut run = TestRun::default();
     let mut failed_names = Vec::new();

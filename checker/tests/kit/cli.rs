@@ -261,16 +261,16 @@ fn a_server_that_eats_memory_is_stopped_and_a_failure_can_be_replayed() {
             "--path",
             fixture,
             "--check",
-            "hundred_mb_line",
+            "long_line_memory_bounded",
             "--memory-limit-mb",
-            "40",
+            "8",
         ],
         &[("MUTANT_DEFECT", "no_line_limit")],
     );
     assert_eq!(r.code(), Some(1), "{}", r.dump());
     assert!(
         r.stdout()
-            .contains("used more than 40 MiB of memory and was stopped"),
+            .contains("used more than 8 MiB of memory and was stopped"),
         "{}",
         r.dump()
     );

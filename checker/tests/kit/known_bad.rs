@@ -26,8 +26,8 @@ const DEFECTS: &[(&str, usize, &str)] = &[
         "shutdown_under_load_loses_nothing",
     ),
     ("no_second_signal", 10, "second_signal_exits_at_once"),
-    // Step 11's scenarios catch what earlier steps' checks let through.
-    ("no_line_limit", 11, "hundred_mb_line"),
+    // Step 11's scenarios.
+    ("no_line_limit", 3, "long_line_memory_bounded"),
     ("lose_queue_on_shutdown", 11, "signals_under_load_20x"),
     ("no_connection_limit", 11, "connection_limit"),
 ];
