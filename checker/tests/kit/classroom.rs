@@ -131,7 +131,7 @@ fn solved_checkout(dir: &Path) {
     .unwrap();
     // Crate names of this checkout's own (`step01_blocking_echo_alice`): checkouts that share a
     // build folder must not overwrite each other's executables.
-    let owner = format!("_{}", dir.file_name().unwrap().to_string_lossy());
+    let owner = format!("_{}", dir.file_name().unwrap().to_string_lossy()).replace('-', "_");
     copy_dir(&root().join("solutions"), &dir.join("exercises"), &|t| {
         t.replace("_solution", &owner)
     });
