@@ -215,6 +215,7 @@ fn run_cargo(
         command.arg("--quiet").stderr(Stdio::piped());
     }
     let mut compiling = false;
+    let _building = process::building();
     let mut child = process::spawn_in_own_group(&mut command).with_context(|| {
         format!(
             "running `cargo {}`: is cargo installed and on PATH?",

@@ -21,6 +21,40 @@ thread_local! {
     static OWNER: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The owners (checks) whose cargo builds are running now, once per build.
+static BUILDING: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+/// Held while this thread's owner builds something: a check's time limit does not run while
+/// cargo compiles for it (a cold release build takes minutes).
+pub struct Building(u64);
+
+/// Marks this thread's owner as building until the guard is dropped.
+pub fn building() -> Building {
+    let owner = OWNER.with(Cell::get);
+    BUILDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(owner);
+    Building(owner)
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        let mut building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = building.iter().position(|&o| o == self.0) {
+            building.swap_remove(i);
+        }
+    }
+}
+
+/// True while a build of `owner`'s runs.
+pub fn is_building(owner: u64) -> bool {
+    BUILDING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&owner)
+}
+
 /// Marks the process groups this thread starts from now on as `owner`'s (a check's number).
 pub fn set_owner(owner: u64) {
     OWNER.with(|o| o.set(owner));
