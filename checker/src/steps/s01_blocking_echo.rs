@@ -206,7 +206,14 @@ pub fn exchange(c: &mut Client, line: &str, want: &Option<serde_json::Value>) ->
 }
 
 fn survives_a_reset(ctx: &mut Ctx) -> Outcome {
-    let addr = ctx.serve(&[])?;
+    // From step 05 on, a queue with room for every event of the rude client: the polite one's
+    // event is then accepted however slowly the workers drain, never server_busy.
+    let flags: &[&str] = if ctx.step.number >= 5 {
+        &["--queue-capacity", "10000"]
+    } else {
+        &[]
+    };
+    let addr = ctx.serve(flags)?;
     let mut ledger = Ledger::new(ctx.step);
     {
         let mut rude = ctx.client(addr)?.quiet();
