@@ -158,8 +158,8 @@ fn build_as(root: &Path, dirs: &[PathBuf], profile: Profile, quiet: Option<&str>
     Ok(built)
 }
 
-/// Builds the unit tests of the crate in `dir` (`cargo test --no-run` of its library and
-/// binaries, with `features`), as [`build_quietly`] builds servers: in the workspace at `root`
+/// Builds the tests of the crate in `dir` (`cargo test --no-run`: every test target it has,
+/// with `features`), as [`build_quietly`] builds servers: in the workspace at `root`
 /// if the crate is inside it, else in its own folder.
 pub fn build_tests(root: &Path, dir: &Path, features: &[&str], why: &str) -> Result<Built> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
