@@ -76,6 +76,9 @@ pub struct Ctx {
     pub limits: Limits,
     /// Set by [`Ctx::skip`]: why the check did not apply.
     pub(crate) skipped: Option<String>,
+    /// What the server exiting means in this check, when the check knows better than "it
+    /// crashed" (it provokes a situation a server must survive).
+    pub exit_means: Option<&'static str>,
 }
 
 impl Ctx {
@@ -88,6 +91,7 @@ impl Ctx {
             clients: 0,
             limits: Limits::default(),
             skipped: None,
+            exit_means: None,
         }
     }
 
@@ -206,7 +210,7 @@ impl Ctx {
                     f.message,
                     describe_exit(status)
                 );
-                f = f.hint("The server stopped: its last words are in the [your_server] lines above. A bad request or a lost client must never bring the whole server down.");
+                f = f.hint(self.exit_means.unwrap_or("The server stopped: its last words are in the [your_server] lines above. A bad request or a lost client must never bring the whole server down."));
             }
         }
         f

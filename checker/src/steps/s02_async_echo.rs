@@ -150,7 +150,7 @@ fn idle_clients_cost_no_thread(ctx: &mut Ctx) -> Outcome {
         return Err(fail!("with {IDLE} idle connections the server runs {after} threads")
             .expected(format!("a few threads however many connections (at most {MOST})"))
             .got(format!("{after} threads"))
-            .hint("A thread per connection: each waiting client holds a whole OS thread (and its stack). Serve each connection in a tokio task instead (tokio::spawn): a task that waits costs a few hundred bytes and no thread."));
+            .hint("A thread per connection: each waiting client holds a whole OS thread (and its stack). Serve each connection in a tokio task instead (tokio::spawn): a task that waits costs its buffers (kilobytes) and no thread."));
     }
     Ok(())
 }

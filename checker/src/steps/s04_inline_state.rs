@@ -7,7 +7,8 @@ use crate::harness::wait::concurrently;
 use crate::oracle::ledger::Ledger;
 use crate::oracle::reply;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const CHECKS: &[Check] = &[
@@ -144,26 +145,55 @@ fn work_done_before_the_reply(ctx: &mut Ctx) -> Outcome {
 }
 
 fn slow_reader_blocks_nobody(ctx: &mut Ctx) -> Outcome {
-    const FLOOD: usize = 100_000;
+    /// The flood stops here if the server never stops reading (it then holds the replies).
+    const MOST: usize = 256 << 20;
+    /// A writer that made no progress for this long is blocked: the buffers are full.
+    const STALLED: Duration = Duration::from_millis(300);
     let addr = ctx.serve(&[])?;
     let flooder = ctx.client(addr)?.quiet();
     let line = format!(
         "{}\n",
         json!({"user": "flood", "action": "buy", "amount": 1})
     );
-    let flood = line.repeat(FLOOD);
-    flooder.note(&format!(
-        "sends {FLOOD} events ({} MB) and never reads a reply",
-        flood.len() >> 20
-    ));
-    // A writer of its own: the flood blocks once the server stops reading, which it must.
+    let chunk = line.repeat(64 * 1024 / line.len());
+    flooder.note("sends events without end and never reads a reply, until its writes block");
+    // A writer of its own: the flood blocks once the server stops reading, which it must once
+    // its replies fill the buffers. It counts what it wrote, so the checker sees it block.
     let mut w = flooder.writer()?;
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = w.write_all(flood.as_bytes());
-    });
-    // Give the flood time to fill the buffers between them.
-    std::thread::sleep(Duration::from_millis(300));
+    let stopper = flooder.writer()?;
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let written = Arc::clone(&written);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            while written.load(Ordering::Relaxed) < MOST && w.write_all(chunk.as_bytes()).is_ok() {
+                written.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+        })
+    };
+    // Wait until the flood is blocked (or 10 s): from then on, a server that holds a lock
+    // while its write to the flooder waits keeps holding it.
+    // Blocked means: the writer makes no progress and no more replies arrive (a server that
+    // is merely slow to read still sends replies).
+    let started = Instant::now();
+    let (mut last, mut since) = ((0, 0), Instant::now());
+    while started.elapsed() < Duration::from_secs(10) && since.elapsed() < STALLED {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = (written.load(Ordering::Relaxed), unread(&stopper));
+        if now != last || now.0 == 0 {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    let last = last.0;
+    flooder.note(&format!(
+        "{} MB written; its writes {}",
+        last >> 20,
+        if since.elapsed() >= STALLED {
+            "block"
+        } else {
+            "still go through after 10 s"
+        }
+    ));
     let mut other = ctx.client(addr)?;
     let mut ledger = Ledger::new(ctx.step);
     let (line, want) = ledger.event("patient", "buy", 1);
@@ -173,11 +203,26 @@ fn slow_reader_blocks_nobody(ctx: &mut Ctx) -> Outcome {
             return f;
         }
         fail!("a client got no reply within 2 s while another one flooded the server without reading its replies")
-            .hint("A client that does not read its replies makes its own writes wait, and that must hold up no one else: no lock (a tokio Mutex, say) may be held across a write to a client, or across any .await that waits for one.")
+            .hint("Another client's writes were blocked because it does not read its replies, and this client waited too: something this client needs (a lock, say a tokio Mutex) was held across a write to the flooding client, or across an .await that waits for one.")
     })?;
     reply::compare(line.as_bytes(), &want, &got)
         .or_hint("Another client's flood must not change this client's replies.")?;
-    drop(flooder);
+    // The writer may still be blocked in a write: shutting the socket down wakes it.
+    let _ = stopper.shutdown(std::net::Shutdown::Both);
     let _ = writer.join();
+    drop(flooder);
     Ok(())
+}
+
+/// Bytes received on `stream` and not read yet (FIONREAD).
+fn unread(stream: &std::net::TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points at `n`.
+    let rc = unsafe { nix::libc::ioctl(stream.as_raw_fd(), nix::libc::FIONREAD, &mut n) };
+    if rc == 0 {
+        n.max(0) as usize
+    } else {
+        0
+    }
 }

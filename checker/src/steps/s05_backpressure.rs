@@ -3,7 +3,7 @@
 
 use crate::fail;
 use crate::harness::check::{Check, Ctx};
-use crate::harness::failure::Outcome;
+use crate::harness::failure::{Failure, Outcome};
 use crate::oracle::client::Client;
 use crate::oracle::reply;
 use serde_json::json;
@@ -143,7 +143,9 @@ fn busy_worker_blocks_no_connection(ctx: &mut Ctx) -> Outcome {
     let addr = ctx.serve(&["--queue-capacity", "4", "--work-us", &work_us])?;
     let mut loader = ctx.client(addr)?.quiet();
     let amounts: Vec<u64> = (1..=10).collect();
-    burst(&mut loader, "slow", &amounts, Duration::from_secs(2))?;
+    if let Err(f) = burst(&mut loader, "slow", &amounts, Duration::from_secs(2)) {
+        return Err(blocked_or(ctx, addr, f));
+    }
     ctx.log.note(
         "checker",
         "the worker now has seconds of 300 ms events ahead of it",
@@ -164,4 +166,18 @@ fn busy_worker_blocks_no_connection(ctx: &mut Ctx) -> Outcome {
             })?;
     }
     Ok(())
+}
+
+/// After a burst got no reply: when a new connection's line that needs no queue is not answered
+/// either, nothing runs at all, and that (not the queue) is the diagnosis.
+fn blocked_or(ctx: &mut Ctx, addr: std::net::SocketAddr, f: Failure) -> Failure {
+    let answered = ctx.client(addr).and_then(|mut probe| {
+        probe.send_line("not json")?;
+        probe.recv_json_within(Duration::from_millis(500))
+    });
+    match answered {
+        Ok(_) => f,
+        Err(_) => fail!("{}; a new connection's `not json` got no reply within 500 ms either", f.message)
+            .hint("Nothing was answered, not even a line that needs no queue: every thread of the async runtime is blocked. On one CPU the runtime has one thread, and blocking code in a task (a worker loop run with tokio::spawn, a std::thread::sleep in a connection task) holds it. The worker is a thread of its own (std::thread::spawn); a connection task only parses, try_sends and answers."),
+    }
 }

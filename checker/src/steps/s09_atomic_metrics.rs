@@ -120,6 +120,12 @@ fn metrics_add_up(ctx: &mut Ctx) -> Outcome {
     let b = burst(&mut c, "many", &amounts, Duration::from_secs(2))?;
     let busy_replies = b.busy.len() as u64 + (3 - sells_accepted);
     let accepted_replies = 1 + sells_accepted + b.accepted.len() as u64;
+    let want = Metrics {
+        received: accepted_replies + busy_replies,
+        processed: accepted_replies,
+        dropped: busy_replies,
+        refused: sells_accepted,
+    };
     let mut last = Metrics {
         received: 0,
         processed: 0,
@@ -140,16 +146,11 @@ fn metrics_add_up(ctx: &mut Ctx) -> Outcome {
         },
         |m| {
             fail!("the server did not become idle: processed + dropped never reached received")
+                .expected(format!("{want:?}, from what the clients saw"))
                 .got(format!("{m:?}"))
-                .hint("processed counts every event a worker finished, refused ones included.")
+                .hint(counts_hint(&want, &m))
         },
     )?;
-    let want = Metrics {
-        received: accepted_replies + busy_replies,
-        processed: accepted_replies,
-        dropped: busy_replies,
-        refused: sells_accepted,
-    };
     if settled != want {
         return Err(fail!("the metrics do not match what the clients saw ({accepted_replies} accepted, {busy_replies} server_busy, {sells_accepted} sells beyond the balance)")
             .expected(format!("{want:?}"))

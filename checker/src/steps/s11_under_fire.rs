@@ -160,6 +160,7 @@ fn connections_2000(ctx: &mut Ctx) -> Outcome {
 
 fn accept_errors_survived(ctx: &mut Ctx) -> Outcome {
     ctx.limits.open_files = Some(64);
+    ctx.exit_means = Some("The server exited while it could not open more files: accept() failed (too many open files) and the error ended the accept loop. That error is temporary: log it, wait a little and accept again; an accept error must never end the server.");
     let addr = ctx.serve(&[])?;
     ctx.log.note(
         "checker",
@@ -221,9 +222,22 @@ fn connection_limit(ctx: &mut Ctx) -> Outcome {
     expect_closed(&mut silent)?;
     // One over the limit that sends first: the same reply in place of the first, then the end.
     // Its event is never processed, and it must not be lost to a reset.
+    // It goes on sending for a while (well within the second a refusal lingers), then closes
+    // its side: a server that closes with its lines unread resets the connection, and the
+    // client's writes fail before it ever reads why it was turned away.
     let mut eager = ctx.client(addr)?;
     let (line, _) = ledger.event("refused", "buy", 1);
     eager.send_line(&line)?;
+    eager.note("sends one more event every 20 ms for 300 ms, then closes its side and reads");
+    for _ in 0..15 {
+        thread::sleep(Duration::from_millis(20));
+        if let Err(f) = eager.send_line(&line) {
+            return Err(fail!("the refused client's writes failed within 300 ms of connecting: the server closed the connection with its lines unread, and the kernel reset it")
+                .got(f.message.clone())
+                .hint("A refused connection is closed gracefully: after its one line, shut down your sending side, then read and discard what the client sends until it closes or a second has passed. Closing with unread input resets the connection, and a client that is still sending never reads why it was refused."));
+        }
+    }
+    eager.shutdown_write()?;
     let got = eager.recv_json().or_hint(
         "Refuse with one line, then close gracefully: shut down your writing side and read what the client sent until it closes (closing with unread input resets the connection and can destroy the line).",
     )?;
