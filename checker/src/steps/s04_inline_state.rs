@@ -35,7 +35,7 @@ pub const CHECKS: &[Check] = &[
     },
     Check {
         name: "slow_reader_blocks_nobody",
-        about: "a client that sends a flood of events and never reads its replies does not stall another client",
+        about: "a client floods events and never reads its replies, until its writes block; another client is still answered within 2 s",
         since: 4,
         alone: true,
         run: slow_reader_blocks_nobody,
