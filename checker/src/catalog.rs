@@ -135,6 +135,7 @@ pub fn production(step: &Step) -> Vec<&'static str> {
         .filter_map(|name| crate::steps::find(name))
         .filter(|check| check.since <= step.number)
         .map(|check| check.name)
+        .filter(|name| !step.checks.iter().any(|own| own == name))
         .collect()
 }
 
@@ -302,5 +303,7 @@ mod tests {
             assert!(!find("5").unwrap().checks.iter().any(|c| c == name));
         }
         assert!(production(find("12").unwrap()).is_empty());
+        // Back at step 11, but already in step 04's own suite: not tried twice there.
+        assert!(!production(find("4").unwrap()).contains(&"slow_reader_blocks_nobody"));
     }
 }

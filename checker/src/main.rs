@@ -65,6 +65,10 @@ enum Command {
     Hint {
         /// The step: 5, 05, step05 or 05_backpressure.
         step: Option<String>,
+        /// Every hint of the step at once, in order (for teachers), without counting them as
+        /// asked for.
+        #[arg(long)]
+        all: bool,
     },
     /// Re-verify your current step every time you save a file.
     Watch {
@@ -88,7 +92,7 @@ enum Command {
         #[arg(long, short)]
         yes: bool,
     },
-    /// Restore the pristine exercise of a step (your changes there are lost).
+    /// Restore the pristine exercise of a step (your version is saved first, under target/).
     Reset {
         /// The step: 5, 05, step05 or 05_backpressure.
         #[arg(required_unless_present = "all")]
@@ -272,8 +276,8 @@ fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         None => journey::status(&root, style)?,
         Some(Command::List) => journey::list(&root, style)?,
-        Some(Command::Hint { step }) => {
-            journey::hint(&root, step_or_current(&root, &step)?, style)?
+        Some(Command::Hint { step, all }) => {
+            journey::hint(&root, step_or_current(&root, &step)?, all, style)?
         }
         Some(Command::Watch { poll }) => watch::watch(&root, poll, style)?,
         Some(Command::Diff { step, yes }) => {

@@ -191,7 +191,7 @@ fn without_anchors(text: &str) -> String {
 /// imports, fields and variables unused until the learner fills them in, and a wall of
 /// warnings would hide the compiler errors that matter.
 fn with_unused_allowed(text: &str) -> String {
-    const ALLOW: &str = "\n// The TODOs leave some code unused until you write them. Once every TODO is done, delete\n// the next line: the compiler then checks again that nothing is left over.\n#![allow(unused)]\n";
+    const ALLOW: &str = "\n// The TODOs leave some code unused until you write them. Once every TODO is done, delete\n// these three lines: the compiler then checks again that nothing is left over.\n#![allow(unused)]\n";
     let docs_end: usize = text
         .split_inclusive('\n')
         .take_while(|l| l.starts_with("//!"))

@@ -95,6 +95,29 @@ fn chapter_problems(
             step.slug
         ));
     }
+    // The step's own reference is the answer: it is shown only inside a fold for after the
+    // learner passes, and the hints are folded one by one.
+    let include = format!("{{{{#include ../../solutions/{}/", step.slug);
+    for (at, _) in text.match_indices(&include) {
+        let before = &text[..at];
+        let opened = before.rfind("<details class=\"after-you-pass\">");
+        let closed = before.rfind("</details>");
+        if opened.is_none() || closed > opened {
+            let line = before.lines().count() + 1;
+            problems.push(format!(
+                "{file}:{line} shows the step's own reference outside the after-you-pass fold"
+            ));
+        }
+    }
+    if let Some(hints) = text.split("\n## Hints\n").nth(1) {
+        let hints = hints.split("\n## ").next().unwrap_or_default();
+        let folds = hints.matches("<summary>Hint ").count();
+        if folds == 0 || hints.contains("\n- ") {
+            problems.push(format!("{file}'s hints are not folded one by one"));
+        }
+    } else {
+        problems.push(format!("{file} has no Hints section"));
+    }
     for (_, hole_file) in holes.iter().filter(|(s, _)| *s == step.slug) {
         let path = format!("exercises/{}/{hole_file}", step.slug);
         if !text.contains(&path) {
@@ -176,11 +199,20 @@ fn a_chapter_that_drifts_is_caught() {
     let earlier: BTreeSet<String> = ["valid_events".to_string()].into();
     let holes = vec![("05_backpressure".to_string(), "src/worker.rs".to_string())];
     let good = "Dropping data is better than crashing. `burst_gets_server_busy`. `checker demo 05`. \
-                exercises/05_backpressure/src/worker.rs {{#include ../../solutions/05_backpressure/src/lib.rs:queue}}";
+                exercises/05_backpressure/src/worker.rs\n## Hints\n<details>\n<summary>Hint 1 of 1</summary>\n</details>\n\
+                ## How it works\n<details class=\"after-you-pass\">\n\
+                {{#include ../../solutions/05_backpressure/src/lib.rs:queue}}\n</details>";
     assert_eq!(
         chapter_problems(&step, &earlier, &holes, good),
         Vec::<String>::new()
     );
-    let drifted = "Dropping data is better than failing. `burst_gets_busy`. `checker demo 5`.";
-    assert_eq!(chapter_problems(&step, &earlier, &holes, drifted).len(), 5);
+    let drifted = "Dropping data is better than failing. `burst_gets_busy`. `checker demo 5`.\n\
+                   ## Hints\n- a hint in plain sight\n";
+    assert_eq!(chapter_problems(&step, &earlier, &holes, drifted).len(), 6);
+    // The answer in plain sight, before any fold.
+    let spoiled = good.replace(
+        "## Hints",
+        "{{#include ../../solutions/05_backpressure/src/lib.rs:queue}}\n## Hints",
+    );
+    assert_eq!(chapter_problems(&step, &earlier, &holes, &spoiled).len(), 1);
 }

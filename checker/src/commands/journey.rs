@@ -93,8 +93,20 @@ pub fn list(root: &Path, style: Style) -> Result<()> {
 }
 
 /// `checker hint [STEP]`: the failing check's own hint first, then one more of the step's
-/// hints each time it is asked.
-pub fn hint(root: &Path, step: &'static Step, style: Style) -> Result<()> {
+/// hints each time it is asked, from a nudge to the code-level hint; `--all` shows every hint
+/// without counting.
+pub fn hint(root: &Path, step: &'static Step, all: bool, style: Style) -> Result<()> {
+    let total = step.hints.len();
+    if all {
+        println!("Hints for {} · {}:", step.label(), step.title);
+        for (i, h) in step.hints.iter().enumerate() {
+            println!(
+                "  {} {h}",
+                style.bold(&format!("hint {} of {total}:", i + 1))
+            );
+        }
+        return Ok(());
+    }
     let mut progress = Progress::load(root);
     if let Some(r) = progress.results.get(&step.slug) {
         if r.status == Status::Failing {
@@ -115,17 +127,20 @@ pub fn hint(root: &Path, step: &'static Step, style: Style) -> Result<()> {
         }
     }
     let shown = progress.hints_shown.entry(step.slug.clone()).or_default();
-    *shown = (*shown + 1).min(step.hints.len());
+    *shown = (*shown + 1).min(total);
     println!("Hints for {} · {}:", step.label(), step.title);
     for (i, h) in step.hints.iter().take(*shown).enumerate() {
-        println!("  {}. {h}", i + 1);
+        println!(
+            "  {} {h}",
+            style.bold(&format!("hint {} of {total}:", i + 1))
+        );
     }
-    if *shown < step.hints.len() {
+    if *shown < total {
         println!(
             "{}",
             style.dim(&format!(
-                "  ({} more: run `{} hint {:02}` again)",
-                step.hints.len() - *shown,
+                "  ({} more, each closer to the code: run `{} hint {:02}` again)",
+                total - *shown,
                 invocation(),
                 step.number
             ))
@@ -155,23 +170,30 @@ fn confirm(question: &str, default: bool) -> bool {
     matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
-/// Peeking at the reference before passing a step spoils it: ask first, on a terminal.
-fn spoiler_ok(root: &Path, step: &Step, yes: bool) -> bool {
+/// Peeking at the reference before passing a step spoils it: ask first on a terminal, and
+/// without one require `--yes`.
+fn spoiler_ok(root: &Path, step: &Step, yes: bool) -> Result<bool> {
     if yes || Progress::load(root).status(step) == Some(Status::Passed) {
-        return true;
+        return Ok(true);
     }
-    confirm(
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "you have not passed {} yet, and the reference is there to compare with once you have: add --yes to see it anyway",
+            step.label()
+        );
+    }
+    Ok(confirm(
         &format!(
-            "You have not passed {} yet. Look at the reference anyway?",
+            "You have not passed {} yet. The reference is there to compare with once you have. Look anyway?",
             step.label()
         ),
-        true,
-    )
+        false,
+    ))
 }
 
 /// `checker solution STEP`: where the reference server is.
 pub fn solution(root: &Path, step: &'static Step, yes: bool) -> Result<()> {
-    if !spoiler_ok(root, step, yes) {
+    if !spoiler_ok(root, step, yes)? {
         println!(
             "Good call. `{} hint {:02}` gives a nudge instead.",
             invocation(),
@@ -195,7 +217,8 @@ pub fn solution(root: &Path, step: &'static Step, yes: bool) -> Result<()> {
 
 /// `checker diff STEP`: your exercise against the reference, as a coloured unified diff.
 pub fn diff(root: &Path, step: &'static Step, yes: bool, style: Style) -> Result<()> {
-    if !spoiler_ok(root, step, yes) {
+    if !spoiler_ok(root, step, yes)? {
+        println!("Nothing shown.");
         return Ok(());
     }
     let ex = root.join(step.exercise_dir());
@@ -209,9 +232,6 @@ pub fn diff(root: &Path, step: &'static Step, yes: bool, style: Style) -> Result
     }
     let mut any = false;
     for (rel, theirs) in skeleton::reference(root, step)? {
-        if rel == Path::new("Cargo.toml") {
-            continue;
-        }
         let mine = std::fs::read_to_string(ex.join(&rel)).unwrap_or_default();
         if mine == theirs {
             continue;
@@ -247,7 +267,8 @@ pub fn diff(root: &Path, step: &'static Step, yes: bool, style: Style) -> Result
     Ok(())
 }
 
-/// `checker reset STEP`: restores the pristine skeleton (asks first on a terminal).
+/// `checker reset STEP`: restores the pristine skeleton (asks first on a terminal), after saving
+/// the learner's version under `target/eventkit-saved/` and saying where.
 pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
     let names: Vec<String> = selected.iter().map(|s| s.exercise_dir()).collect();
     if !yes {
@@ -259,7 +280,7 @@ pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
         }
         if !confirm(
             &format!(
-                "Replace {} with the pristine skeleton? Your changes there are lost.",
+                "Replace {} with the pristine skeleton? Your version is saved first.",
                 names.join(", ")
             ),
             false,
@@ -269,11 +290,53 @@ pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
         }
     }
     let mut progress = Progress::load(root);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for step in selected {
+        let saved = save_copy(root, step, stamp)?;
         skeleton::write_pristine(root, step)?;
         progress.results.remove(&step.slug);
-        println!("{} is pristine again.", step.exercise_dir());
+        match saved {
+            Some(to) => println!(
+                "{} is pristine again; your version is saved in {}",
+                step.exercise_dir(),
+                to.display()
+            ),
+            None => println!("{} is pristine again.", step.exercise_dir()),
+        }
     }
     progress.save(root);
+    Ok(())
+}
+
+/// Copies an exercise's `Cargo.toml` and `src/` to `target/eventkit-saved/NN_slug-STAMP/`;
+/// `None` when there is nothing to save.
+fn save_copy(root: &Path, step: &Step, stamp: u64) -> Result<Option<std::path::PathBuf>> {
+    let from = root.join(step.exercise_dir());
+    if !from.join("src").is_dir() {
+        return Ok(None);
+    }
+    let to = root
+        .join("target/eventkit-saved")
+        .join(format!("{}-{stamp}", step.slug));
+    copy_tree(&from.join("src"), &to.join("src"))?;
+    if from.join("Cargo.toml").is_file() {
+        std::fs::copy(from.join("Cargo.toml"), to.join("Cargo.toml"))?;
+    }
+    Ok(Some(to.strip_prefix(root).unwrap_or(&to).to_path_buf()))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
     Ok(())
 }

@@ -39,7 +39,7 @@ pub fn report(dirs: &[PathBuf], jobs: usize, timeout: Duration, style: Style) ->
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 let passed = row
                     .passed
-                    .map(|p| format!("{p} of 10 steps"))
+                    .map(|p| format!("{p} of {} steps", crate::catalog::steps().len()))
                     .unwrap_or_else(|| "not graded".into());
                 eprintln!(
                     "{} {}: {passed} ({}) in {} s",

@@ -172,10 +172,23 @@ pub fn require_speedup(
     let one = drain_time(ctx, &with("1"), users)?;
     let four = drain_time(ctx, &with("4"), users)?;
     let speedup = one.took.as_secs_f64() / four.took.as_secs_f64().max(1e-6);
+    // A sleep never ends early: 4 workers cannot drain faster than a quarter of the work (a
+    // fifth leaves room for clocks), whatever the ratio of two quick drains says.
+    let least = each * users.len() as u32;
+    if four.took < least / 5 {
+        return Err(fail!(
+            "4 workers drained {} events of {} ms each in {} ms, less than the work allows",
+            users.len(),
+            each.as_millis(),
+            four.took.as_millis()
+        )
+        .expected(format!("at least {} ms: a quarter of the work", (least / 4).as_millis()))
+        .got(format!("{} ms", four.took.as_millis()))
+        .hint("The events were done faster than their work allows: the work is not done. Each event's --work-us (and --hold-us) is a std::thread::sleep in the worker that processes it."));
+    }
     if speedup >= MIN_SPEEDUP {
         return Ok(());
     }
-    let least = each * users.len() as u32;
     let f = fail!(
         "4 workers drained {} events in {} ms, 1 worker in {} ms: only {speedup:.1}× faster",
         users.len(),

@@ -445,11 +445,44 @@ fn solution_names_the_reference_and_how_to_compare() {
 }
 
 #[test]
+fn the_reference_of_a_step_not_passed_is_shown_only_when_asked_for() {
+    use predicates::prelude::*;
+    // No terminal to ask on (the test's stdin is not one): --yes or nothing.
+    for verb in ["diff", "solution"] {
+        cmd()
+            .args([verb, "12"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("add --yes"));
+    }
+}
+
+#[test]
+fn hints_are_counted_and_a_teacher_sees_them_all() {
+    use predicates::prelude::*;
+    let hints = crate::util::step_entry(3)["hints"]
+        .as_array()
+        .unwrap()
+        .len();
+    cmd()
+        .args(["hint", "3", "--all"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!("hint 1 of {hints}:")))
+        .stdout(predicate::str::contains(format!(
+            "hint {hints} of {hints}:"
+        )));
+}
+
+#[test]
 fn output_to_a_closed_pipe_ends_quietly() {
     // `checker verify 01 --solution | head -1` once `head` has gone. The read end is closed
     // before the checker starts, so its first write to stdout meets a broken pipe, whatever
     // the timing. (Its children are stopped on that path by the same call as on Ctrl+C.)
-    for args in [&["verify", "01", "--solution"][..], &["diff", "01"]] {
+    for args in [
+        &["verify", "01", "--solution"][..],
+        &["diff", "01", "--yes"],
+    ] {
         let (reader, writer) = std::io::pipe().expect("a pipe");
         drop(reader);
         let out = checker(args)

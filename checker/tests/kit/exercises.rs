@@ -181,16 +181,33 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
     );
     let hint = run_ok(&kit, &["hint", "2"], 0);
     assert!(
-        hint.contains("1. ") && !hint.contains("2. "),
-        "one hint at a time: {hint}"
+        hint.contains("hint 1 of 2:") && !hint.contains("hint 2 of 2:"),
+        "one hint at a time, counted: {hint}"
     );
     let hint = run_ok(&kit, &["hint", "2"], 0);
     assert!(
-        hint.contains("2. "),
+        hint.contains("hint 2 of 2:"),
         "a second hint the second time: {hint}"
     );
 
-    run_ok(&kit, &["reset", "1", "--yes"], 0);
+    // Reset keeps the learner's version: here, the solved step 01.
+    let mine = std::fs::read_to_string(kit.join("exercises/01_blocking_echo/src/lib.rs")).unwrap();
+    let out = run_ok(&kit, &["reset", "1", "--yes"], 0);
+    let saved = out
+        .split("saved in ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("reset did not say where it saved: {out}"))
+        .trim();
+    assert!(
+        saved.starts_with("target/eventkit-saved/01_blocking_echo-"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(kit.join(saved).join("src/lib.rs")).unwrap(),
+        mine,
+        "the saved copy is the learner's version"
+    );
+    assert!(kit.join(saved).join("Cargo.toml").is_file(), "{out}");
     let out = run_ok(&kit, &["verify", "1"], 1);
     assert!(out.contains("step 01 is not implemented yet"), "{out}");
     let list = run_ok(&kit, &["list"], 0);

@@ -67,6 +67,8 @@ fn production_tries_the_bonus_scenarios_on_an_earlier_step() {
     for name in names(11, "adds") {
         let tried = scenarios.iter().any(|c| c["name"] == name.as_str());
         let needs_a_later_step = [
+            // A lock shared by the connections exists from step 04 on.
+            "slow_reader_blocks_nobody",
             "connection_limit",
             "refusal_flood_bounded",
             "signals_under_load_20x",

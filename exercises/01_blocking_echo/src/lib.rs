@@ -11,7 +11,7 @@
 //! the problem the next step solves.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 use std::io::{self, BufRead, BufReader, Write};

@@ -16,7 +16,7 @@
 //! it likes. Step 03 deals with that.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 use std::io;

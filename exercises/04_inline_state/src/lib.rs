@@ -17,7 +17,7 @@
 //! every other connection that runtime thread was serving waits with it.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 pub mod framing;

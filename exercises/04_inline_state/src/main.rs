@@ -2,7 +2,7 @@
 //! to the library. Everything the server *does* lives in `lib.rs`.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 use std::io::{self, Write};

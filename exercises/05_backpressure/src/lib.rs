@@ -20,7 +20,7 @@
 //! `accepted` event has not been processed yet when the client hears about it.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 pub mod framing;

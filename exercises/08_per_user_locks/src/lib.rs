@@ -23,7 +23,7 @@
 //! is still processed one event at a time; different users now run on different workers at once.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 pub mod framing;

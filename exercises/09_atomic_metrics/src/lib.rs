@@ -24,7 +24,7 @@
 //! lock: it is answered promptly even when the queue is full.
 
 // The TODOs leave some code unused until you write them. Once every TODO is done, delete
-// the next line: the compiler then checks again that nothing is left over.
+// these three lines: the compiler then checks again that nothing is left over.
 #![allow(unused)]
 
 pub mod framing;
