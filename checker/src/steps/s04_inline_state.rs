@@ -160,6 +160,13 @@ fn slow_reader_blocks_nobody(ctx: &mut Ctx) -> Outcome {
     // A writer of its own: the flood blocks once the server stops reading, which it must once
     // its replies fill the buffers. It counts what it wrote, so the checker sees it block.
     let mut w = flooder.writer()?;
+    // Small buffers on the flooder's side (fixed sizes: the kernel stops growing them), so that
+    // its writes block after a few MB rather than after tens.
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let _ = setsockopt(&w, sockopt::RcvBuf, &(64 * 1024));
+        let _ = setsockopt(&w, sockopt::SndBuf, &(64 * 1024));
+    }
     let stopper = flooder.writer()?;
     let written = Arc::new(AtomicUsize::new(0));
     let writer = {
