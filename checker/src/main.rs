@@ -104,6 +104,20 @@ enum Command {
         #[arg(long, short)]
         yes: bool,
     },
+    /// Your track: guided, open (the default) or own; without a name, the one you are on.
+    Track {
+        #[arg(value_enum)]
+        track: Option<progress::Track>,
+    },
+    /// Own track: make your crates what they would be had you passed every step before STEP
+    /// (your version is saved first, under target/).
+    CatchUp {
+        /// The step the class moves on to: 5, 05, step05 or 05_backpressure.
+        step: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
     /// Watch a step's problem happen, live and narrated, against your server or the reference.
     Demo {
         /// The step: 5, 05, step05 or 05_backpressure.
@@ -292,6 +306,10 @@ fn run(cli: Cli) -> Result<u8> {
                 _ => catalog::steps().iter().collect(),
             };
             journey::reset(&root, &selected, yes)?
+        }
+        Some(Command::Track { track }) => journey::track(&root, track, style)?,
+        Some(Command::CatchUp { step, yes }) => {
+            journey::catch_up(&root, catalog::find(&step)?, yes)?
         }
         Some(Command::Demo { step, solution }) => {
             return demo::demo(&root, catalog::find(&step)?, solution, style)

@@ -31,6 +31,30 @@ pub struct Result {
     pub failing_hint: Option<String>,
 }
 
+/// How the learner takes the course (`checker track`): all three are graded by the same suites.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Track {
+    /// Each step's exercise, with TODOs that name the calls to make.
+    Guided,
+    /// Each step's exercise, with TODOs that state the goal, the rule, the concepts and the
+    /// traps, and leave the code to the learner.
+    #[default]
+    Open,
+    /// The learner's own crate, one for the whole course, graded step after step.
+    Own,
+}
+
+impl Track {
+    pub fn name(self) -> &'static str {
+        match self {
+            Track::Guided => "guided",
+            Track::Open => "open",
+            Track::Own => "own",
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Progress {
     #[serde(default)]
@@ -38,6 +62,12 @@ pub struct Progress {
     /// How many hints of each step the learner has seen.
     #[serde(default)]
     pub hints_shown: BTreeMap<String, usize>,
+    /// The learner's track; none chosen means the default one.
+    #[serde(default)]
+    pub track: Track,
+    /// The crate of the own track, relative to the kit's root when it lies inside it.
+    #[serde(default)]
+    pub own_dir: Option<PathBuf>,
 }
 
 fn path(root: &Path) -> PathBuf {
@@ -67,6 +97,15 @@ impl Progress {
         }
         if let Ok(text) = serde_json::to_string_pretty(self) {
             let _ = std::fs::write(p, text);
+        }
+    }
+
+    /// The learner's crate for `step`, relative to the kit's root: the step's exercise, or, on
+    /// the own track, the own crate of its kind.
+    pub fn learner_dir(&self, step: &Step) -> String {
+        match self.track {
+            Track::Own => crate::commands::own::Crate::of(step).folder().to_string(),
+            _ => step.exercise_dir(),
         }
     }
 

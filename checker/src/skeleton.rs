@@ -8,6 +8,7 @@
 //! reading a learner's edited `exercises/`.
 
 use crate::catalog::Step;
+use crate::progress::Track;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -26,11 +27,28 @@ pub struct Hole {
     /// ...or the name of the anchored region of the solution's file that the hole is.
     #[serde(default)]
     pub anchor: Option<String>,
-    /// What the exercise has instead.
+    /// What the guided track's exercise has instead (or, for a hole of the open track only,
+    /// what the open track's has).
     pub exercise: String,
+    /// What the open track's exercise has instead: the same code, other words.
+    #[serde(default)]
+    pub open: Option<String>,
+    /// `open` for a hole of the open track only.
+    #[serde(default)]
+    pub track: Option<Track>,
 }
 
 impl Hole {
+    /// What the exercise of `track` has in place of the solution's text, if this hole is one of
+    /// that track's.
+    pub fn text_for(&self, track: Track) -> Option<&str> {
+        match (track, self.track) {
+            (Track::Guided, Some(Track::Open)) => None,
+            (Track::Guided, _) => Some(&self.exercise),
+            (_, _) => Some(self.open.as_deref().unwrap_or(&self.exercise)),
+        }
+    }
+
     /// The text of the solution that this hole replaces, as the exercise's reference has it
     /// (without anchor lines): `solution`, or the region between its anchor's lines in `text`,
     /// the solution's file.
@@ -137,10 +155,15 @@ fn as_exercise(step: &Step, text: &str) -> String {
     without_anchors(text).replace(&format!("{package}_solution"), &package)
 }
 
-/// The pristine skeleton of `step`: (path relative to the crate, contents) for every file.
-pub fn pristine(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
-    let step_holes: Vec<&Hole> = holes().iter().filter(|h| h.step == step.slug).collect();
-    for hole in &step_holes {
+/// The pristine skeleton of `step` on `track` (the own track has none: it gets the open one):
+/// (path relative to the crate, contents) for every file.
+pub fn pristine(root: &Path, step: &Step, track: Track) -> Result<Vec<(PathBuf, String)>> {
+    let step_holes: Vec<(&Hole, &str)> = holes()
+        .iter()
+        .filter(|h| h.step == step.slug)
+        .filter_map(|h| Some((h, h.text_for(track)?)))
+        .collect();
+    for (hole, _) in &step_holes {
         let known = crate_files(&root.join(step.solution_dir()))?;
         if !known.iter().any(|rel| Path::new(&hole.file) == rel) {
             bail!(
@@ -154,7 +177,7 @@ pub fn pristine(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
     let mut out = Vec::new();
     for (rel, original) in solution_files(root, step)? {
         let mut text = as_exercise(step, &original);
-        for hole in step_holes.iter().filter(|h| Path::new(&h.file) == rel) {
+        for (hole, exercise) in step_holes.iter().filter(|(h, _)| Path::new(&h.file) == rel) {
             let solution = hole
                 .solution_text(&original)
                 .with_context(|| format!("a hole of {} in {}", step.slug, rel.display()))?;
@@ -167,7 +190,7 @@ pub fn pristine(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)>> {
                     rel.display()
                 );
             }
-            text = text.replacen(&solution, &hole.exercise, 1);
+            text = text.replacen(&solution, exercise, 1);
         }
         if rel == Path::new("src/lib.rs") || rel == Path::new("src/main.rs") {
             text = with_unused_allowed(&text);
@@ -200,9 +223,20 @@ fn with_unused_allowed(text: &str) -> String {
     format!("{}{ALLOW}{}", &text[..docs_end], &text[docs_end..])
 }
 
-/// Writes the pristine skeleton of `step` into `exercises/<slug>`, replacing what is there.
-pub fn write_pristine(root: &Path, step: &Step) -> Result<()> {
-    let files = pristine(root, step)?;
+/// Whether `exercises/<slug>` is exactly the pristine skeleton of `track`.
+pub fn is_pristine(root: &Path, step: &Step, track: Track) -> Result<bool> {
+    let dir = root.join(step.exercise_dir());
+    let files = pristine(root, step, track)?;
+    let same = files
+        .iter()
+        .all(|(rel, text)| std::fs::read_to_string(dir.join(rel)).is_ok_and(|t| &t == text));
+    Ok(same && crate_files(&dir).is_ok_and(|have| have.len() == files.len()))
+}
+
+/// Writes the pristine skeleton of `step` on `track` into `exercises/<slug>`, replacing what
+/// is there.
+pub fn write_pristine(root: &Path, step: &Step, track: Track) -> Result<()> {
+    let files = pristine(root, step, track)?;
     let dir = root.join(step.exercise_dir());
     let src = dir.join("src");
     if src.exists() {
@@ -223,6 +257,7 @@ pub fn write_pristine(root: &Path, step: &Step) -> Result<()> {
 mod tests {
     use super::*;
     use crate::catalog::steps;
+    use std::collections::BTreeSet;
 
     fn root() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -233,8 +268,11 @@ mod tests {
 
     #[test]
     fn every_hole_fits_its_solution_exactly_once_and_every_step_has_one() {
-        for step in steps() {
-            let files = pristine(&root(), step).unwrap_or_else(|e| panic!("{e:#}"));
+        for (step, track) in steps()
+            .iter()
+            .flat_map(|s| [(s, Track::Guided), (s, Track::Open)])
+        {
+            let files = pristine(&root(), step, track).unwrap_or_else(|e| panic!("{e:#}"));
             let todos = files
                 .iter()
                 .map(|(_, t)| t.matches("todo!(").count())
@@ -243,7 +281,7 @@ mod tests {
                 .iter()
                 .map(|(_, t)| t.matches("// TODO:").count())
                 .sum::<usize>();
-            assert!(todos > 0, "{} has no todo!()", step.slug);
+            assert!(todos > 0, "{} ({track:?}) has no todo!()", step.slug);
             assert!(
                 comments >= todos,
                 "{}: every todo!() needs a // TODO: comment",
@@ -285,11 +323,148 @@ mod tests {
                 "unknown step {}",
                 hole.step
             );
+            // A hole of the open track only hides given text; every other hole is a todo!()
+            // on both tracks.
+            if hole.track == Some(Track::Open) {
+                assert!(
+                    hole.open.is_none(),
+                    "a hole of {} for one track has one text",
+                    hole.step
+                );
+                continue;
+            }
             assert!(
                 hole.exercise.contains("todo!("),
                 "a hole of {} has no todo!()",
                 hole.step
             );
+            assert!(
+                hole.open.is_some(),
+                "a hole of {} has no text for the open track",
+                hole.step
+            );
         }
+    }
+
+    /// The text without comments: what the compiler sees.
+    fn code_of(text: &str) -> String {
+        text.lines()
+            .map(|l| l.split("//").next().unwrap_or_default().trim_end())
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn both_tracks_have_the_same_code_and_differ_in_words() {
+        for step in steps() {
+            let guided = pristine(&root(), step, Track::Guided).unwrap();
+            let open = pristine(&root(), step, Track::Open).unwrap();
+            assert_eq!(guided.len(), open.len());
+            let mut differ = false;
+            for ((rel, g), (_, o)) in guided.iter().zip(&open) {
+                assert_eq!(
+                    code_of(g),
+                    code_of(o),
+                    "{} {}: the open skeleton's code differs from the guided one's",
+                    step.slug,
+                    rel.display()
+                );
+                differ |= g != o;
+            }
+            assert!(differ, "{}: both tracks have the same words", step.slug);
+        }
+    }
+
+    /// Names in the given code that an open hole may use, each with why it gives nothing away.
+    const GIVEN_NAMES: &[(&str, &str)] = &[
+        (
+            "finished",
+            "the binding the shutdown hole must produce: its type is in the code already",
+        ),
+        (
+            "LINGER_QUIET",
+            "the given constant that bounds the lingering close: a number, not a way",
+        ),
+    ];
+
+    /// Identifiers of `text` that look like code: every one inside backticks, and, outside
+    /// them, words with `_` or `::` in them.
+    fn code_words(text: &str) -> BTreeSet<String> {
+        let mut words = BTreeSet::new();
+        for (i, part) in text.split('`').enumerate() {
+            for word in part.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')) {
+                for ident in word.split("::").filter(|w| !w.is_empty()) {
+                    if i % 2 == 1 || word.contains('_') || word.contains("::") {
+                        words.insert(ident.to_string());
+                    }
+                }
+            }
+        }
+        words
+    }
+
+    /// The identifiers of a piece of code, string literals and comments left out.
+    fn identifiers(code: &str) -> BTreeSet<String> {
+        let code: String = code_of(code)
+            .split('"')
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| {
+                w.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn open_holes_name_nothing_their_solution_uses() {
+        let mut shared = Vec::new();
+        for hole in holes().iter().filter(|h| h.track.is_none()) {
+            let step = steps().iter().find(|s| s.slug == hole.step).unwrap();
+            let original =
+                std::fs::read_to_string(root().join(step.solution_dir()).join(&hole.file)).unwrap();
+            let solution = identifiers(&hole.solution_text(&original).unwrap());
+            let open = hole.open.as_deref().unwrap();
+            let said: String = open
+                .lines()
+                .filter_map(|l| l.trim_start().strip_prefix("//"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            for word in code_words(&said) {
+                if solution.contains(&word) && !GIVEN_NAMES.iter().any(|(n, _)| *n == word) {
+                    shared.push(format!("{} {}: `{word}`", hole.step, hole.file));
+                }
+            }
+        }
+        assert!(
+            shared.is_empty(),
+            "open holes that name what their solution uses:\n{}",
+            shared.join("\n")
+        );
+    }
+
+    #[test]
+    fn code_words_are_found_in_backticks_and_by_their_shape() {
+        let words =
+            code_words("Call `reader.read_until(b'x')` or spawn a server_busy Reply::Ok task");
+        let want: BTreeSet<String> = [
+            "reader",
+            "read_until",
+            "b",
+            "x",
+            "server_busy",
+            "Reply",
+            "Ok",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(words, want);
+        assert!(identifiers("let x = \"read_until\"; // spawn\nfoo.bar()").contains("bar"));
+        assert!(!identifiers("let x = \"read_until\"; // spawn").contains("spawn"));
     }
 }

@@ -41,7 +41,7 @@ pub fn demo(root: &Path, step: &'static Step, solution: bool, style: Style) -> R
     let rel = if solution {
         step.solution_dir()
     } else {
-        step.exercise_dir()
+        crate::progress::Progress::load(root).learner_dir(step)
     };
     let dir = root.join(&rel);
     let built = build::build(root, std::slice::from_ref(&dir))

@@ -1,10 +1,11 @@
 //! The learner's companion verbs: where am I (`checker` alone), `list`, `hint`, `diff`,
 //! `solution` and `reset`.
 
+use super::own;
 use crate::catalog::{self, steps, Step};
 use crate::invocation;
 use crate::output::Style;
-use crate::progress::{ago, Progress, Status};
+use crate::progress::{ago, Progress, Status, Track};
 use crate::skeleton;
 use anyhow::{bail, Result};
 use std::io::{BufRead, IsTerminal, Write};
@@ -49,9 +50,13 @@ pub fn status(root: &Path, style: Style) -> Result<()> {
     println!("  read:      book/src/{}.md", step.slug);
     println!(
         "  edit:      {}/src/ (look for // TODO:)",
-        step.exercise_dir()
+        progress.learner_dir(step)
     );
     println!("  check:     {cmd} verify");
+    println!(
+        "  track:     {} (`{cmd} track` says what the others are)",
+        progress.track.name()
+    );
     println!("  re-check on every save: {cmd} watch");
     println!("  stuck?     {cmd} hint");
     println!(
@@ -65,6 +70,11 @@ pub fn status(root: &Path, style: Style) -> Result<()> {
 pub fn list(root: &Path, style: Style) -> Result<()> {
     let progress = Progress::load(root);
     let current = progress.current();
+    println!(
+        "track: {}   ({} track)",
+        progress.track.name(),
+        invocation()
+    );
     for step in steps() {
         let result = progress.results.get(&step.slug);
         let status = match result.map(|r| r.status) {
@@ -221,23 +231,29 @@ pub fn diff(root: &Path, step: &'static Step, yes: bool, style: Style) -> Result
         println!("Nothing shown.");
         return Ok(());
     }
-    let ex = root.join(step.exercise_dir());
+    let progress = Progress::load(root);
+    let mine_dir = progress.learner_dir(step);
+    let ex = root.join(&mine_dir);
     if !ex.is_dir() {
         bail!(
-            "{} does not exist: restore it with `{} reset {:02}`",
-            step.exercise_dir(),
+            "{mine_dir} does not exist: restore it with `{} reset {:02}`",
             invocation(),
             step.number
         );
     }
+    let reference = if progress.track == Track::Own {
+        own::reference_files(root, step)?
+    } else {
+        skeleton::reference(root, step)?
+    };
     let mut any = false;
-    for (rel, theirs) in skeleton::reference(root, step)? {
+    for (rel, theirs) in reference {
         let mine = std::fs::read_to_string(ex.join(&rel)).unwrap_or_default();
         if mine == theirs {
             continue;
         }
         any = true;
-        let a = format!("{}/{}", step.exercise_dir(), rel.display());
+        let a = format!("{mine_dir}/{}", rel.display());
         let b = format!("{}/{}", step.solution_dir(), rel.display());
         let diff = similar::TextDiff::from_lines(&mine, &theirs);
         for line in diff
@@ -262,7 +278,7 @@ pub fn diff(root: &Path, step: &'static Step, yes: bool, style: Style) -> Result
         }
     }
     if !any {
-        println!("{} matches the reference exactly.", step.exercise_dir());
+        println!("{mine_dir} matches the reference exactly.");
     }
     Ok(())
 }
@@ -295,7 +311,7 @@ pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
         .map_or(0, |d| d.as_secs());
     for step in selected {
         let saved = save_copy(root, step, stamp)?;
-        skeleton::write_pristine(root, step)?;
+        skeleton::write_pristine(root, step, progress.track)?;
         progress.results.remove(&step.slug);
         match saved {
             Some(to) => println!(
@@ -327,7 +343,7 @@ fn save_copy(root: &Path, step: &Step, stamp: u64) -> Result<Option<std::path::P
     Ok(Some(to.strip_prefix(root).unwrap_or(&to).to_path_buf()))
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -339,4 +355,108 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The three tracks, as `checker track` lists them.
+const TRACKS: [(Track, &str); 3] = [
+    (
+        Track::Guided,
+        "each step's exercise, with TODOs that name the calls to make",
+    ),
+    (
+        Track::Open,
+        "each step's exercise, with TODOs that give the goal, the rule, the concepts and the traps, and leave the code to you (the default)",
+    ),
+    (
+        Track::Own,
+        "your own crates in own/, one evolving server for the whole course, graded by the same suites",
+    ),
+];
+
+/// `checker track [NAME]`: the learner's track, or a change of it. On the guided and open
+/// tracks, an exercise still pristine follows the change; one the learner has edited stays.
+pub fn track(root: &Path, to: Option<Track>, style: Style) -> Result<()> {
+    let mut progress = Progress::load(root);
+    let now = progress.track;
+    let Some(to) = to else {
+        println!("Your track: {}", style.bold(now.name()));
+        for (t, about) in TRACKS {
+            let marker = if t == now { "→" } else { " " };
+            println!("{marker} {:<7} {about}", t.name());
+        }
+        println!(
+            "Change it at any time with `{} track guided|open|own`: your results stay.",
+            invocation()
+        );
+        return Ok(());
+    };
+    if to == Track::Own {
+        for made in own::scaffold(root)? {
+            println!("created {made}/: the flags, the `listening on` line, and a todo!() for you");
+        }
+        progress.track = to;
+        progress.save(root);
+        println!("You are on the own track: your code, your design, the same checks.");
+        println!("  steps 01-02 grade own/echo, steps 03-12 grade own/server; each step's suite holds every earlier rule that still applies.");
+        println!(
+            "  next: read book/src/{}.md, then `{} verify`",
+            progress.current().slug,
+            invocation()
+        );
+        return Ok(());
+    }
+    let old = if now == Track::Own { Track::Open } else { now };
+    let mut kept = Vec::new();
+    let mut changed = 0;
+    for step in steps() {
+        if old != to && skeleton::is_pristine(root, step, old)? {
+            skeleton::write_pristine(root, step, to)?;
+            changed += 1;
+        } else if !skeleton::is_pristine(root, step, to)? {
+            kept.push(format!("{:02}", step.number));
+        }
+    }
+    progress.track = to;
+    progress.save(root);
+    println!(
+        "You are on the {} track: {changed} pristine exercises now have its TODOs.",
+        to.name()
+    );
+    if !kept.is_empty() {
+        println!(
+            "Exercises {} have your edits, so they stay as they are: `{} reset NN` gives one the {} skeleton, after saving your version.",
+            kept.join(", "),
+            invocation(),
+            to.name()
+        );
+    }
+    Ok(())
+}
+
+/// `checker catch-up STEP`: on the own track, the learner's crates as they would be with every
+/// step before STEP passed (asks first on a terminal; the learner's version is saved).
+pub fn catch_up(root: &Path, step: &'static Step, yes: bool) -> Result<()> {
+    if Progress::load(root).track != Track::Own {
+        bail!(
+            "catch-up is for the own track, whose crates grow from step to step; on the guided and open tracks each step has an exercise of its own: go straight to `{} verify {:02}`",
+            invocation(),
+            step.number
+        );
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            bail!("catch-up overwrites own/echo and own/server: add --yes to confirm when there is no terminal to ask on");
+        }
+        if !confirm(
+            &format!(
+                "Replace your crates in own/ with the references of the steps before {}? Your version is saved first.",
+                step.label()
+            ),
+            false,
+        ) {
+            println!("Nothing changed.");
+            return Ok(());
+        }
+    }
+    own::catch_up(root, step)
 }

@@ -5,7 +5,7 @@ use crate::harness::check::{Check, Target};
 use crate::harness::runner;
 use crate::harness::runner::CheckResult;
 use crate::output::{human, StepOutcome, StepReport, Style};
-use crate::progress::Progress;
+use crate::progress::{Progress, Track};
 use crate::{build, steps};
 use anyhow::{bail, Result};
 use std::collections::VecDeque;
@@ -79,6 +79,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
         existing_binary(bin)?;
     }
     // Decide what each step grades, then build every crate in one cargo run.
+    let learner = Progress::load(root);
     let plan: Vec<(&'static Step, Result<PathBuf, String>, bool)> = req
         .steps
         .iter()
@@ -88,6 +89,17 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
                 Source::Crate(dir) => (Ok(dir.clone()), false),
                 Source::Solution => (
                     existing(root, &step.solution_dir(), "is missing from this checkout"),
+                    false,
+                ),
+                Source::Exercise if learner.track == Track::Own => (
+                    existing(
+                        root,
+                        &learner.learner_dir(step),
+                        &format!(
+                            "does not exist: `{} track own` creates your crates",
+                            crate::invocation()
+                        ),
+                    ),
                     false,
                 ),
                 Source::Exercise => (
@@ -122,7 +134,7 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
     for (step, dir, is_binary) in plan {
         let shown = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
         let (target, bin, source) = match dir {
-            Err(e) => (step.exercise_dir(), Err(e), None),
+            Err(e) => (learner.learner_dir(step), Err(e), None),
             Ok(bin) if is_binary => (bin.display().to_string(), Ok(bin), None),
             Ok(dir) => {
                 let bin = built.get(&dir).ok_or_else(|| built.failure(&shown(&dir)));
@@ -341,7 +353,7 @@ pub fn executable(root: &Path, step: &Step, source: &Source) -> Result<PathBuf> 
         Source::Binary(bin) => return existing_binary(bin),
         Source::Crate(dir) => dir.clone(),
         Source::Solution => root.join(step.solution_dir()),
-        Source::Exercise => root.join(step.exercise_dir()),
+        Source::Exercise => root.join(Progress::load(root).learner_dir(step)),
     };
     let built = build::build(root, std::slice::from_ref(&dir))?;
     let shown = dir.strip_prefix(root).unwrap_or(&dir).display().to_string();

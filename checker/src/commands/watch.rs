@@ -23,8 +23,9 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 
 pub fn watch(root: &Path, poll_only: bool, style: Style) -> Result<()> {
     loop {
-        let step = Progress::load(root).current();
-        let dir = root.join(step.exercise_dir());
+        let progress = Progress::load(root);
+        let step = progress.current();
+        let dir = root.join(progress.learner_dir(step));
         if std::io::stdout().is_terminal() {
             print!("\x1b[2J\x1b[H");
         }

@@ -186,7 +186,7 @@ pub fn release_binary(root: &Path, step: &Step, solution: bool) -> Result<PathBu
     let rel = if solution {
         step.solution_dir()
     } else {
-        step.exercise_dir()
+        crate::progress::Progress::load(root).learner_dir(step)
     };
     let dir = root.join(&rel);
     if !dir.join("Cargo.toml").is_file() {
@@ -521,7 +521,7 @@ pub fn load_cmd(root: &Path, args: LoadArgs, style: Style) -> Result<u8> {
             let rel = if args.solution {
                 step.solution_dir()
             } else {
-                step.exercise_dir()
+                crate::progress::Progress::load(root).learner_dir(step)
             };
             let server = start_pinned(server_cpus.as_deref(), || start_server(&bin, &flags))?;
             Target::Step {

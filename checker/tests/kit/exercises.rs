@@ -11,13 +11,15 @@ use std::process::{Command, Output};
 /// the step catalogue and the solutions. Its `target/` is kept between runs to save builds.
 fn scratch_kit() -> PathBuf {
     let dir = root().join("target/kit-scratch");
-    for sub in ["exercises", "solutions", "checker"] {
+    for sub in ["exercises", "solutions", "checker", "own"] {
         let _ = std::fs::remove_dir_all(dir.join(sub));
     }
     let _ = std::fs::remove_file(dir.join("target/eventkit-progress.json"));
     copy_dir(&root().join("solutions"), &dir.join("solutions"), &|t| t);
     std::fs::create_dir_all(dir.join("checker")).unwrap();
     std::fs::create_dir_all(dir.join("exercises")).unwrap();
+    std::fs::create_dir_all(dir.join("own")).unwrap();
+    std::fs::copy(root().join("own/README.md"), dir.join("own/README.md")).unwrap();
     std::fs::copy(
         root().join("checker/steps.toml"),
         dir.join("checker/steps.toml"),
@@ -29,7 +31,7 @@ fn scratch_kit() -> PathBuf {
         .lines()
         .map(|l| {
             if l.starts_with("members") {
-                r#"members = ["exercises/*", "solutions/*"]"#
+                r#"members = ["exercises/*", "solutions/*", "own/*"]"#
             } else if l.starts_with("default-members") {
                 ""
             } else {
@@ -263,6 +265,106 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
         "{}",
         dump(&["reset", "1"], &out)
     );
+}
+
+/// The not-implemented diagnosis of `step` (checks named by `checks`), from a JSON report.
+fn diagnosed_not_implemented(kit: &Path, step: &str, checks: &[&str], at: &str) {
+    let mut args = vec!["verify", step, "--format", "json"];
+    for c in checks {
+        args.extend(["--check", c]);
+    }
+    let out = checker(kit, &args);
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}{}", dump(&args, &out)));
+    let message = report["steps"][0]["checks"][0]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        out.status.code() == Some(1)
+            && message.contains("is not implemented yet: replace the todo!() at")
+            && message.contains(at),
+        "{}",
+        dump(&args, &out)
+    );
+}
+
+#[test]
+fn three_tracks_guided_open_and_own_one_grader() {
+    let _turn = one_at_a_time();
+    let kit = scratch_kit();
+    run_ok(&kit, &["reset", "--all", "--yes"], 0);
+    let lib05 = kit.join("exercises/05_backpressure/src/lib.rs");
+    let tracks = run_ok(&kit, &["track"], 0);
+    assert!(tracks.contains("→ open"), "open is the default: {tracks}");
+    // A pristine exercise follows a change of track; an edited one stays as the learner left it.
+    assert!(!std::fs::read_to_string(&lib05)
+        .unwrap()
+        .contains("try_send"));
+    let lib01 = kit.join("exercises/01_blocking_echo/src/lib.rs");
+    let edited = std::fs::read_to_string(&lib01).unwrap() + "// mine\n";
+    std::fs::write(&lib01, &edited).unwrap();
+    let out = run_ok(&kit, &["track", "guided"], 0);
+    assert!(
+        out.contains("11 pristine exercises now have its TODOs")
+            && out.contains("Exercises 01 have your edits"),
+        "{out}"
+    );
+    assert!(std::fs::read_to_string(&lib05)
+        .unwrap()
+        .contains("`shared.events.try_send`"));
+    assert_eq!(std::fs::read_to_string(&lib01).unwrap(), edited);
+    assert!(run_ok(&kit, &["list"], 0).contains("track: guided"));
+    // The guided skeleton fails with the same diagnosis as the open one (their code is the same:
+    // a unit test of the checker compares them).
+    diagnosed_not_implemented(
+        &kit,
+        "5",
+        &["burst_gets_server_busy"],
+        "exercises/05_backpressure/src/",
+    );
+
+    // The own track: two crates of the learner's, scaffolded; the scaffold fails step 01.
+    let out = run_ok(&kit, &["track", "own"], 0);
+    assert!(
+        out.contains("created own/echo/") && out.contains("created own/server/"),
+        "{out}"
+    );
+    let status = run_ok(&kit, &[], 0);
+    assert!(status.contains("edit:      own/echo/src/"), "{status}");
+    diagnosed_not_implemented(&kit, "1", &["echo_one_line"], "own/echo/src/main.rs");
+    // catch-up refuses to overwrite without being told, then saves the learner's version.
+    let mine = std::fs::read_to_string(kit.join("own/echo/src/main.rs")).unwrap();
+    let out = checker(&kit, &["catch-up", "3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        dump(&["catch-up", "3"], &out)
+    );
+    let out = run_ok(&kit, &["catch-up", "3", "--yes"], 0);
+    let saved = out
+        .lines()
+        .find(|l| l.starts_with("own/echo is now the reference of step 02"))
+        .and_then(|l| l.split("saved in ").nth(1))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(
+        std::fs::read_to_string(kit.join(saved).join("src/main.rs")).unwrap(),
+        mine
+    );
+    assert!(out.contains("own/server is now its scaffold"), "{out}");
+    // Reference-derived own crates pass: step 02 on own/echo, then, caught up, step 10 on
+    // own/server with its whole suite, which holds every earlier rule still in force.
+    let out = run_ok(&kit, &["verify", "2"], 0);
+    assert!(out.contains("own/echo"), "{out}");
+    run_ok(&kit, &["catch-up", "11", "--yes"], 0);
+    let out = run_ok(&kit, &["verify", "10"], 0);
+    assert!(
+        out.contains("own/server") && out.contains("checks passed"),
+        "{out}"
+    );
+    // Back to an exercise track: the exercises are where they were.
+    run_ok(&kit, &["track", "open"], 0);
+    assert!(run_ok(&kit, &[], 0).contains("exercises/"));
 }
 
 fn watch_reacts_to_a_save(kit: &Path) {

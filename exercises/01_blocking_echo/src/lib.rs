@@ -55,11 +55,12 @@ fn handle_client(stream: TcpStream) -> io::Result<()> {
 
     loop {
         line.clear();
-        // TODO: Read the next line with `reader.read_until(b'\n', &mut line)?`: it returns
-        //       how many bytes it read and keeps them exactly as they came, even when they
-        //       are not UTF-8. 0 means the client has left: return Ok(()). A line that does not
-        //       end with b'\n' means the connection ended mid-line: return Ok(()) without a
-        //       reply. Otherwise write the line back with `writer.write_all(&line)?`.
+        // TODO: Echo one line. Goal (contract, echo): the client gets back exactly the bytes it
+        //       sent, line by line, bytes that are not UTF-8 included. Decide what ends this loop:
+        //       the client leaving, and a connection that ends in the middle of a line (a fragment
+        //       gets no reply). Concepts: buffered reading of bytes, the `?` operator. Traps:
+        //       text-based reading rejects bytes that are not UTF-8; a reply without its newline;
+        //       an error that ends the whole server instead of this one client.
         todo!()
     }
 }

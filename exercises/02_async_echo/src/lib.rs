@@ -38,11 +38,12 @@ pub async fn run(listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
-                // TODO: Serve this client in a task of its own, so that the accept loop goes
-                //       straight back to `accept` and no client ever waits for another one:
-                //       `tokio::spawn` an `async move` block that awaits
-                //       `handle_connection(socket)` and logs an error with `eprintln!`, naming
-                //       the `peer`.
+                // TODO: Serve this client without making any other client wait. Goal (contract:
+                //       many clients at once): the accept loop is back at accepting at once, and a
+                //       slow or idle client holds up nobody. Concepts: tasks; what a task must own
+                //       to outlive this turn of the loop (`'static`); where the error of one
+                //       connection should end up. Trap: awaiting this client's work right here
+                //       serves one client at a time.
                 todo!()
             }
             Err(err) => {

@@ -103,22 +103,21 @@ pub fn parse(line: &[u8]) -> Result<Event, Reason> {
 
 /// Stage 1: reads the line into [`Fields`], telling "not JSON" from "JSON of the wrong shape".
 fn read_fields(line: &[u8]) -> Result<Fields, Reason> {
-    // TODO: Tell "not JSON" from "JSON of the wrong shape". Bytes that are not UTF-8
-    //       (`std::str::from_utf8`) are Reason::InvalidJson. Deserialize the text into
-    //       `Fields` with serde_json; careful, serde also builds a struct from a JSON array, so
-    //       a request must start with `{`. When serde refuses the line, it stops at the first
-    //       problem it meets (a duplicate field, say), which says nothing about the rest of the
-    //       line: ask separately whether the whole line is JSON (`serde_json::from_str::<Value>`).
-    //       If it is, the line is JSON of the wrong shape (Reason::InvalidEvent); if not, it is
-    //       Reason::InvalidJson, whatever serde complained about first.
+    // TODO: Turn the line into the fields of a request, or say why not. Goal (contract, errors): a
+    //       line that is not JSON is invalid_json; JSON of the wrong shape (not an object, a field
+    //       of the wrong type) is invalid_event. Concepts: serde, UTF-8, what a deserialisation
+    //       error does and does not tell you about the rest of the line. Traps: serde also builds a
+    //       struct from a JSON array; bytes that are not UTF-8 can hide in a field serde skips;
+    //       serde stops at the first problem it meets (a duplicate field, say), so its error alone
+    //       cannot tell "not JSON" from "wrong shape".
     todo!()
 }
 
 /// Stage 2: checks what each field of an event holds.
 fn parse_event(fields: Fields) -> Result<Event, Reason> {
-    // TODO: Check each field of the event: `user` a non-empty string, `action` "buy" or
-    //       "sell", `amount` an integer from 1 to MAX_AMOUNT (`Value::as_u64` says None to
-    //       10.0, 1e3 and negative numbers). Anything else is Reason::InvalidEvent.
+    // TODO: Check every field against the contract's rules for an event (user, action, amount);
+    //       anything else is an invalid event. Traps: 10.0, 1e3 and -1 are JSON numbers but not
+    //       amounts; an empty user; an action written in another case.
     todo!()
 }
 

@@ -124,9 +124,10 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
     };
     match protocol::parse(line) {
         Ok(event) => {
-            // TODO: Process the event right here, in the connection task: do the simulated
-            //       work (`thread::sleep(shared.work)`), apply the event to `shared.balances`,
-            //       and reply `Reply::Ok { balance }` with the user's new balance.
+            // TODO: Process the event right here, in this connection: the simulated work of the
+            //       configuration, then the balance, then the reply this step's contract gives.
+            //       Then run the step's demo and ask: which thread runs that work, and what else
+            //       was it running? That is the pain the next step cures.
             todo!()
         }
         Err(reason) => Reply::Error { reason },

@@ -17,9 +17,10 @@ pub struct Balances {
 impl Balances {
     /// Applies `event` and returns the user's new balance. A balance may go negative.
     pub fn apply(&self, event: Event) -> i64 {
-        // TODO: Lock the map, add the amount to the user's balance for a buy or subtract it
-        //       for a sell (a user never seen starts at 0: `entry(..).or_insert(0)`), and
-        //       return the new balance. One lock guard covers the read and the write.
+        // TODO: Apply the event and return the user's new balance (a user never seen starts at 0).
+        //       Goal (contract, balances): no update is ever lost when two connections change one
+        //       user at the same moment. Concept: what a lock guard protects, and for how long.
+        //       Trap: reading the balance under one lock and writing it under another.
         todo!()
     }
 }

@@ -57,7 +57,7 @@ pub struct Config {
 /// cheap: a clone of a sender is another handle to the same queue.
 #[derive(Debug, Clone)]
 struct Shared {
-    /// The sending side of the queue to the worker. Connections only ever `try_send`.
+    /// The sending side of the queue to the worker.
     events: Sender<Event>,
 }
 
@@ -127,9 +127,11 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
         }
     };
     match protocol::parse(line) {
-        // TODO: Offer the event to the queue without ever waiting: `shared.events.try_send`.
-        //       Queued: Reply::Accepted. Full: Reply::Rejected { reason: Reason::ServerBusy }.
-        //       (Waiting for room would park this connection until the worker caught up.)
+        // TODO: Hand the event to the worker and answer at once. Goal (contract, backpressure): a
+        //       connection never waits for the worker: accepted, or server_busy when the queue is
+        //       full, and an event answered accepted is always processed. Concepts: a bounded
+        //       queue; offering versus waiting. Traps: a send that waits for room; a timeout
+        //       instead of a refusal; answering accepted before the event is really queued.
         Ok(event) => {
             todo!()
         }

@@ -21,9 +21,10 @@ pub fn spawn(queue: Receiver<Event>, work: Duration) -> JoinHandle<()> {
             // The worker owns the balances outright. Nobody else can reach them, so they need
             // no lock.
             let mut balances = Balances::default();
-            // TODO: Take events off the queue until it is empty and every sender is gone
-            //       (`queue.recv()` fails then). For each one, do the work (`sleep(work)`) and
-            //       apply it to `balances`.
+            // TODO: The consumer side: process the queued events one by one, and end once no more
+            //       can ever come. Each event costs the simulated work, then changes the balances.
+            //       Concept: how a queue tells its receiver that every sender is gone. Trap: a loop
+            //       that spins, or sleeps and polls, while the queue is empty.
             todo!()
         })
         .expect("failed to spawn the worker thread")

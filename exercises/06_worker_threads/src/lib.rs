@@ -147,8 +147,8 @@ fn respond(shared: &Shared, frame: Frame<'_>) -> Reply {
                 reason: Reason::ServerBusy,
             },
         },
-        // TODO: Answer a balance request right here in the connection task, without the
-        //       queue: Reply::Ok { balance } with `shared.balances.get(&user)`.
+        // TODO: Answer a balance request (contract, balance) from the shared state, in this
+        //       connection: a read must not wait behind the queued events.
         Ok(Request::Balance { user }) => {
             todo!()
         }

@@ -30,10 +30,11 @@ pub fn spawn(
             thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
-                    // TODO: Take events off the shared queue until it is empty and every
-                    //       sender is gone (`queue.recv()` fails then). Do the work
-                    //       (`sleep(work)`) *before* touching the balances, so that the workers
-                    //       really work at the same time; then `balances.apply(event)`.
+                    // TODO: One of several workers sharing the queue: take events until no more can
+                    //       come, and process each. Goal (contract, --workers): N workers drain the
+                    //       queue about N times faster than one. Trap: anything shared (a lock, a
+                    //       guard of the queue) held while the work runs makes the workers take
+                    //       turns.
                     todo!()
                 })
                 .expect("failed to spawn a worker thread")

@@ -30,10 +30,10 @@ impl Balances {
     /// Applies `event`, unless it is a sell the balance cannot cover. `hold` is the risk check:
     /// work that needs the user's current balance, done while that balance is locked.
     pub fn apply(&self, event: Event, hold: Duration) -> Outcome {
-        // TODO: Make check and apply one atomic step: take the lock, read the user's balance
-        //       (0 for a new user), do the risk check (`thread::sleep(hold)`) and apply the
-        //       event, all under the same guard. A sell the balance cannot cover is not
-        //       applied: return Outcome::Refused. Otherwise return Outcome::Applied.
+        // TODO: Goal (contract, no overdraft): a sell the balance cannot cover is refused, and two
+        //       sells can never both spend the same money. The risk check (the configuration's
+        //       hold) runs while nothing can change this user's balance, and decides the outcome.
+        //       Trap: checking first, then locking to apply: the balance may change in between.
         todo!()
     }
 

@@ -38,26 +38,28 @@ impl Balances {
     /// Applies `event`, unless it is a sell the balance cannot cover. `hold` is the risk check:
     /// work that needs the user's current balance, done while that balance is locked.
     pub fn apply(&self, event: Event, hold: Duration) -> Outcome {
-        // TODO: Lock only this user's balance (`self.account(&event.user)`), then check, hold
-        //       (`thread::sleep(hold)`) and apply under that one lock, as in step 07: a sell
-        //       the balance cannot cover returns Outcome::Refused.
+        // TODO: The rules of step 07, with one more (contract, per-user locks): events of different
+        //       users never wait for each other. Only this user's state stays locked through the
+        //       check and the hold. Trap: a guard of the map, or of a shard of it, kept through the
+        //       hold.
         todo!()
     }
 
     /// The user's balance, 0 for a user never seen.
     pub fn get(&self, user: &str) -> i64 {
-        // TODO: Read `user`'s balance, 0 for a user never seen, without adding the user to the
-        //       map: take a read lock on `self.users`, clone the user's `Arc` out, let the read
-        //       lock go, then lock only that user's balance.
+        // TODO: A user's balance, 0 for a user never seen, without adding that user. Goal: a read
+        //       never waits for another user's hold. Trap: a read that adds users lets any client
+        //       grow the map.
         todo!()
     }
 
     /// The lock around `user`'s balance, created at 0 the first time the user is seen.
     fn account(&self, user: &str) -> Arc<Mutex<i64>> {
-        // TODO: Return the lock around `user`'s balance, created at 0 the first time the user
-        //       is seen. A read lock on `self.users` finds a known user (clone the `Arc` out);
-        //       only a new user takes the write lock, and looks again under it
-        //       (`entry(..).or_default()`): another worker may have added the user meanwhile.
+        // TODO: The lock around this user's balance, created at 0 the first time the user is seen.
+        //       Goal: reads and known users take the cheap path; a new user met by two workers at
+        //       once still gets exactly one account. Concepts: read and write locks, shared
+        //       ownership of each user's lock. Trap: looking for the user under one lock and adding
+        //       it under another (another worker may have added it in between).
         todo!()
     }
 }

@@ -7,24 +7,14 @@
 //! Atomics keep each counter exact on its own. What they do not give for free is agreement
 //! *between* counters: a snapshot reads four counters one after another while other threads keep
 //! incrementing them. The rule clients rely on is `processed + dropped <= received`: nothing is
-//! processed or dropped before it was received. Every snapshot keeps it, for two reasons:
+//! processed or dropped before it was received. Every snapshot must keep it, while connections
+//! and workers go on counting.
 //!
-//! 1. **The order of the reads.** `processed` and `dropped` are read *before* `received`. Counters
-//!    only grow, so whatever happens between the reads can only make `received` larger.
-//! 2. **The memory ordering.** Reading `received` last is not enough on its own: a thread may see
-//!    other threads' writes to *different* variables in a different order than they were made,
-//!    so without more, the read of `received` could return a value older than the increment we
-//!    just saw on `processed`. Hence the increments of `processed` and `dropped` are `Release`,
-//!    and the reads of them are `Acquire`. When an `Acquire` read sees a value written by a
-//!    `Release` write, everything the writing thread did before that write is visible to the
-//!    reading thread. Each event was counted as received *before* it was counted as processed or
-//!    dropped: by the same connection before it counted a drop, or by a connection before it
-//!    put the event in the queue, from which a worker took it (the queue's send and receive
-//!    synchronize the same way) before counting it processed. So once a snapshot has seen an
-//!    event counted as processed or dropped, its later read of `received` sees that event too.
-//!
-//! `received` itself and `refused` need no ordering of their own (`Relaxed`): the ordering that
-//! matters is carried by the `Release` increments and by the queue.
+//! That is this step's lesson, and this module is yours to finish: which counter a snapshot
+//! reads first, and which memory ordering each increment and each read needs. Two questions to
+//! answer before you write code: what can change between two reads of a snapshot? And once one
+//! thread has seen another thread's increment of one counter, what does it know about that
+//! thread's earlier increment of a different counter?
 
 use serde::Serialize;
 
@@ -57,30 +47,28 @@ pub struct Snapshot {
 impl Metrics {
     /// A connection read a valid event. Called before the event is offered to the queue.
     pub fn event_received(&self) {
-        // TODO: Count one more received event (`fetch_add` on `self.received`). Which
-        //       ordering does it need? The module documentation above explains.
+        // TODO: Count one received event. Choose its memory ordering, and be able to say why (the
+        //       rule every snapshot keeps is in the module documentation).
         todo!()
     }
 
     /// The queue was full and the event was answered `server_busy`.
     pub fn event_dropped(&self) {
-        // TODO: Count one more dropped event, so that whoever sees this increment also sees
-        //       this event's `received` increment.
+        // TODO: Count one dropped event. A snapshot that sees this count must still keep the rule.
         todo!()
     }
 
     /// A worker is done with an event.
     pub fn event_processed(&self, outcome: Outcome) {
-        // TODO: Count a refused sell in `refused` (before `processed`), then one more
-        //       processed event, so that whoever sees it also sees this event's `received`.
+        // TODO: Count the event as processed, and as refused if it was. A snapshot that sees these
+        //       counts must still keep the rule.
         todo!()
     }
 
     /// Reads all four counters. A snapshot always has `processed + dropped <= received`.
     pub fn snapshot(&self) -> Snapshot {
-        // TODO: Load the four counters into a Snapshot. Which counters you load first, and
-        //       with which orderings, decides whether `processed + dropped <= received` holds
-        //       in every snapshot.
+        // TODO: Read the four counters into a Snapshot that keeps the rule, whatever the other
+        //       threads do while you read.
         todo!()
     }
 }

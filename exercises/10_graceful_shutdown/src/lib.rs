@@ -159,9 +159,8 @@ pub async fn run(
     // `shutdown` is polled again on every turn of the loop, so it must stay in one place.
     tokio::pin!(shutdown);
     loop {
-        // TODO: Race the next connection against the shutdown signal with `tokio::select!`:
-        //       `listener.accept()` gives the connection for the `match` below; once
-        //       `&mut shutdown` completes, `break` out of the accept loop.
+        // TODO: Wait for whichever comes first: the next connection, or the shutdown signal. On the
+        //       signal, stop accepting: leave the loop. Concept: racing two futures.
         let accepted: io::Result<(TcpStream, SocketAddr)> = todo!();
         match accepted {
             Ok((socket, peer)) => spawn_connection(socket, peer, &shared, &notify_shutdown, &done),
@@ -178,13 +177,12 @@ pub async fn run(
         spawn_connection(socket, peer, &shared, &notify_shutdown, &done);
     }
     let deadline = shutdown::deadline_after(config.shutdown_timeout);
-    // TODO: 2. Tell every connection to stop reading, answer what it has read and close by
-    //          the deadline: send `deadline` on `notify_shutdown`.
-    //       3. Let go of our own handles: drop `shared` (our sender of the queue: the workers
-    //          see the queue close only once every sender is gone) and `done`.
-    //       4. Wait until every connection task and every worker has dropped its `done`
-    //          sender (`all_done.recv()` then returns None), but no later than `deadline`
-    //          (`time::timeout_at`). `finished` says whether all of them made it in time.
+    // TODO: The rest of the shutdown (contract, shutdown): every connection stops reading, answers
+    //       what it has read and closes by the deadline; the workers finish the queue; and this
+    //       function waits for all of them, never past the deadline. `finished` says whether
+    //       everyone made it in time (the exit code depends on it). Concepts: broadcast to stop,
+    //       drop to complete: how does a channel tell you that every sender is gone? Trap: a handle
+    //       this function still holds keeps the queue, or the wait, open for ever.
     let finished: bool = todo!();
     if finished {
         // Every worker has left its loop, so these joins return at once.
@@ -305,11 +303,11 @@ async fn lingering_close(
     writer: &mut WriteHalf<'_>,
     deadline: Instant,
 ) -> io::Result<()> {
-    // TODO: Close our sending side (`writer.shutdown().await?`): the client reads its last
-    //       replies, then end-of-file. Then keep reading and discarding what the client still
-    //       sends, until its end-of-file, `LINGER_QUIET` of silence, or `deadline`
-    //       (`time::timeout_at`). Closing a socket with unread input makes the kernel reset the
-    //       connection and throw away the replies still on their way to the client.
+    // TODO: Close this connection without losing a reply. Goal (contract, shutdown): the client
+    //       reads every reply it is owed, then end-of-file, even while it is still sending. Trap:
+    //       closing a socket that has unread input makes the kernel reset the connection and throw
+    //       away the replies still on their way. Wait for nothing past the deadline, or past
+    //       `LINGER_QUIET` of silence from the client.
     todo!()
 }
 

@@ -248,10 +248,9 @@ fn spawn_connection(
     notify_shutdown: &broadcast::Sender<Instant>,
     done: &mpsc::Sender<()>,
 ) {
-    // TODO: Take a place among the `max_connections` without waiting
-    //       (`limits.places.clone().try_acquire_owned()`). At the limit, `refuse(socket,
-    //       &limits.refusing)` and return. Otherwise keep the permit in `place`: the task below
-    //       drops it when the connection ends, and the place goes to the next client.
+    // TODO: Enforce the connection limit (contract, too_many_connections) without waiting for a
+    //       place. At the limit, refuse this client and return. Whatever way the connection ends,
+    //       its place must go to the next client.
     let place: tokio::sync::OwnedSemaphorePermit = todo!();
     let shared = shared.clone();
     // Subscribed here, before the task exists, so that no task can miss the signal.
@@ -277,9 +276,9 @@ fn refuse(socket: TcpStream, refusing: &std::sync::Arc<Semaphore>) {
         reason: Reason::TooManyConnections,
     }
     .write_to(&mut line);
-    // TODO: A refusal lingers (`refuse_lingering`) in a task of its own, holding a permit of
-    //       `refusing` (`try_acquire_owned`) until it is over. When no permit is left, this is a
-    //       flood: write the line without waiting (`socket.try_write`) and close at once.
+    // TODO: Refuse with the lingering close, but bound how many refusals linger at once: a flood of
+    //       connections past the limit must not cost a task and a socket each for a second. Past
+    //       that bound, refuse without waiting and close at once.
     todo!()
 }
 

@@ -362,8 +362,9 @@ async fn handle_connection(
         while let Some(frame) = lines.next_line() {
             respond(&shared, frame).write_to(&mut out);
         }
-        // TODO: Write what `out` holds, in one `write_all`, then clear it: the buffer has run
-        //       dry, and the client may be waiting for these replies before it sends more.
+        // TODO: The replies buffered so far must reach the client now: the input has run dry, and
+        //       the client may be waiting for them before it sends more. As few system calls as you
+        //       can.
         todo!();
         // The buffer holds no complete line: wait for more bytes, or for the shutdown, whichever
         // comes first. `biased` looks at the shutdown first, so once it has begun no more lines
