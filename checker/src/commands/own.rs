@@ -196,8 +196,8 @@ pub fn catch_up(root: &Path, step: &'static Step) -> Result<()> {
     for which in [Crate::Echo, Crate::Server] {
         let before = steps()
             .iter()
-            .filter(|s| Crate::of(s) == which && s.number < step.number)
-            .last();
+            .rev()
+            .find(|s| Crate::of(s) == which && s.number < step.number);
         let files = match before {
             Some(s) => reference_files(root, s)?,
             None => scaffold_files(which),
