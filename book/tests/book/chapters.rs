@@ -15,6 +15,8 @@ struct Step {
     bonus: bool,
     /// The checks the step adds to the suite of the step before it.
     checks: Vec<String>,
+    /// The hints `checker hint` gives, in order.
+    hints: Vec<String>,
 }
 
 fn steps() -> Vec<Step> {
@@ -32,6 +34,12 @@ fn steps() -> Vec<Step> {
             lesson: s["lesson"].as_str().unwrap().to_string(),
             bonus: s.get("bonus").and_then(|b| b.as_bool()).unwrap_or(false),
             checks: s["adds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string())
+                .collect(),
+            hints: s["hints"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -115,6 +123,26 @@ fn chapter_problems(
         if folds == 0 || hints.contains("\n- ") {
             problems.push(format!("{file}'s hints are not folded one by one"));
         }
+        // The same hints as `checker hint`, in the same order, so that the two never drift.
+        let folded: Vec<String> = hints
+            .split("</summary>")
+            .skip(1)
+            .map(|f| {
+                f.split("</details>")
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&")
+            })
+            .collect();
+        if folded != step.hints {
+            problems.push(format!(
+                "{file}'s hints are not those of checker/steps.toml, in order:\n  book: {folded:?}\n  steps.toml: {:?}",
+                step.hints
+            ));
+        }
     } else {
         problems.push(format!("{file} has no Hints section"));
     }
@@ -195,11 +223,12 @@ fn a_chapter_that_drifts_is_caught() {
         lesson: "Dropping data is better than crashing".into(),
         bonus: false,
         checks: vec!["valid_events".into(), "burst_gets_server_busy".into()],
+        hints: vec!["Queue it: Sender<Event>.".into()],
     };
     let earlier: BTreeSet<String> = ["valid_events".to_string()].into();
     let holes = vec![("05_backpressure".to_string(), "src/worker.rs".to_string())];
     let good = "Dropping data is better than crashing. `burst_gets_server_busy`. `checker demo 05`. \
-                exercises/05_backpressure/src/worker.rs\n## Hints\n<details>\n<summary>Hint 1 of 1</summary>\n</details>\n\
+                exercises/05_backpressure/src/worker.rs\n## Hints\n<details>\n<summary>Hint 1 of 1</summary>\n\nQueue it: Sender&lt;Event&gt;.\n\n</details>\n\
                 ## How it works\n<details class=\"after-you-pass\">\n\
                 {{#include ../../solutions/05_backpressure/src/lib.rs:queue}}\n</details>";
     assert_eq!(
@@ -208,7 +237,13 @@ fn a_chapter_that_drifts_is_caught() {
     );
     let drifted = "Dropping data is better than failing. `burst_gets_busy`. `checker demo 5`.\n\
                    ## Hints\n- a hint in plain sight\n";
-    assert_eq!(chapter_problems(&step, &earlier, &holes, drifted).len(), 6);
+    assert_eq!(chapter_problems(&step, &earlier, &holes, drifted).len(), 7);
+    // Hints that are not those `checker hint` gives.
+    let other_hint = good.replace("Queue it", "Queue them");
+    assert_eq!(
+        chapter_problems(&step, &earlier, &holes, &other_hint).len(),
+        1
+    );
     // The answer in plain sight, before any fold.
     let spoiled = good.replace(
         "## Hints",

@@ -183,12 +183,12 @@ fn pristine_skeletons_fail_with_a_diagnosis_and_the_journey_works() {
     );
     let hint = run_ok(&kit, &["hint", "2"], 0);
     assert!(
-        hint.contains("hint 1 of 2:") && !hint.contains("hint 2 of 2:"),
+        hint.contains("hint 1 of 4:") && !hint.contains("hint 2 of 4:"),
         "one hint at a time, counted: {hint}"
     );
     let hint = run_ok(&kit, &["hint", "2"], 0);
     assert!(
-        hint.contains("hint 2 of 2:"),
+        hint.contains("hint 2 of 4:"),
         "a second hint the second time: {hint}"
     );
 
