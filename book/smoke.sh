@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A look at the book in a real browser: builds it, serves it on 127.0.0.1, and takes headless
-# Chromium screenshots of the introduction and of one step's chapter, for a person to look at.
+# A look at the book in a real browser: builds it, serves it on 127.0.0.1, takes headless
+# Chromium screenshots of the introduction and of one step's chapter, for a person to look at,
+# and fails on what a reader would meet at 1280 px and at 400 px (book/smoke-check.html): code
+# cut off, tables past the column, images that did not load, graph text smaller than 12 px.
 #
 #   book/smoke.sh [OUT_DIR]        (default OUT_DIR: target/book-smoke)
 #
@@ -73,4 +75,26 @@ for page in "${pages[@]}"; do
     [ -s "$shot" ] || die "no screenshot of $page"
     echo "smoke: $page -> $shot ($(wc -c < "$shot") bytes)"
 done
+# 4. What a reader would meet, measured from the DOM at a desktop's width and a phone's: code
+#    cut off, tables that run past the column, images that did not load, graph text under 12 px.
+cp "$root/book/smoke-check.html" "$html/_smoke-check.html"
+all_pages="$(cd "$html" && ls [0-9][0-9]_*.html introduction.html tracks.html contract.html checker.html production.html performance.html teachers.html troubleshooting.html 2> /dev/null | paste -sd, -)"
+failed=0
+for width in 1280 400; do
+    "$chromium" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run \
+        --user-data-dir="$profile" --virtual-time-budget=60000 --window-size=1400,1000 \
+        --dump-dom "http://127.0.0.1:$port/_smoke-check.html?width=$width&pages=$all_pages" \
+        > "$out/dom-$width.html" 2> "$out/chromium.log" || die "Chromium failed on the DOM check: see $out/chromium.log"
+    # Only the page's result, not the script that wrote it.
+    result="$(sed -n '/<pre id="result">/,/<\/pre>/p' "$out/dom-$width.html")"
+    grep -q "^<pre id=\"result\">CHECKED" <<< "$result" || die "the DOM check did not finish at $width px: see $out/dom-$width.html"
+    if grep -q "^PROBLEM" <<< "$result"; then
+        grep "^PROBLEM" <<< "$result" | sed 's/^/smoke: /; s/<\/pre>.*//' >&2
+        failed=1
+    else
+        echo "smoke: $(grep -o 'CHECKED [^<]*' <<< "$result"): nothing cut off, every image loaded, graph text readable"
+    fi
+done
+[ "$failed" = 0 ] || die "what a reader would meet is listed above"
 echo "smoke: done; look at the screenshots in $out"

@@ -1,5 +1,5 @@
 //! A benchmark's result as data (CSV and JSON) and as a picture (SVG, drawn with plotters):
-//! one or more panels side by side, each with lines of points, under one title that says what
+//! one or more panels one above the other, each with lines of points, under one title that says what
 //! is shown and the machine it was measured on.
 
 use crate::load::machine::Machine;
@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use plotters::coord::combinators::IntoLogRange;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
-use serde::Serialize;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// One line of a panel.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
@@ -31,7 +32,7 @@ impl Series {
 }
 
 /// One chart: its axes and its lines.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Panel {
     pub title: String,
     pub x_label: String,
@@ -42,7 +43,7 @@ pub struct Panel {
 }
 
 /// A whole graph: what it shows, where it was measured, its panels, and what to read in it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Figure {
     /// The chapter it belongs to: `05_backpressure` gives `05_backpressure.svg`.
     pub slug: String,
@@ -96,36 +97,86 @@ impl Figure {
         out
     }
 
-    /// Draws the SVG.
+    /// Draws the SVG at the width the book shows it (its content column, about 750 px), so
+    /// that its text is as large on the page as it is in the file: panels one above the other,
+    /// long titles and notes wrapped, text of 14 px and more.
     pub fn draw(&self, path: &Path) -> Result<()> {
-        let width = 560 * self.panels.len().max(1) as u32;
-        let height = 420 + 18 * self.notes.len() as u32;
-        let root = SVGBackend::new(path, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        let root = root
-            .titled(&self.title, ("sans-serif", 22).into_font().color(&BLACK))
-            .map_err(plot_error)?;
+        let title = wrap(&self.title, TITLE_CHARS);
         let machine = format!("measured on {}", self.machine.describe());
-        let (body, footer) =
-            root.split_vertically(height - 50 - 18 * (self.notes.len() as u32 + 1));
-        let mut y = 4;
-        for line in std::iter::once(&machine).chain(&self.notes) {
-            footer
+        let footer: Vec<String> = std::iter::once(&machine)
+            .chain(&self.notes)
+            .flat_map(|n| wrap(n, NOTE_CHARS))
+            .collect();
+        let panels = self.panels.len().max(1) as u32;
+        let head = 16 + TITLE_LINE * title.len() as u32;
+        let foot = 12 + NOTE_LINE * footer.len() as u32;
+        let height = head + PANEL_HEIGHT * panels + foot;
+        let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let centred = |size: u32, alpha: f64| {
+            ("sans-serif", size)
+                .into_font()
+                .color(&BLACK.mix(alpha))
+                .pos(Pos::new(HPos::Center, VPos::Top))
+        };
+        for (i, line) in title.iter().enumerate() {
+            root.draw_text(
+                line,
+                &centred(TITLE_SIZE, 1.0),
+                ((WIDTH / 2) as i32, 8 + (TITLE_LINE * i as u32) as i32),
+            )
+            .map_err(plot_error)?;
+        }
+        let (_, rest) = root.split_vertically(head);
+        let (body, notes) = rest.split_vertically(PANEL_HEIGHT * panels);
+        for (i, line) in footer.iter().enumerate() {
+            notes
                 .draw_text(
                     line,
-                    &("sans-serif", 14).into_font().color(&BLACK.mix(0.7)),
-                    (20, y),
+                    &("sans-serif", NOTE_SIZE)
+                        .into_font()
+                        .color(&BLACK.mix(0.75)),
+                    (16, 6 + (NOTE_LINE * i as u32) as i32),
                 )
                 .map_err(plot_error)?;
-            y += 18;
         }
-        let areas = body.split_evenly((1, self.panels.len().max(1)));
+        let areas = body.split_evenly((self.panels.len().max(1), 1));
         for (panel, area) in self.panels.iter().zip(&areas) {
             draw_panel(panel, area)?;
         }
         root.present().map_err(plot_error)?;
         Ok(())
     }
+}
+
+/// The SVG's width: the book's content column, so that it is shown at its own size.
+const WIDTH: u32 = 760;
+const PANEL_HEIGHT: u32 = 400;
+/// Font sizes as plotters takes them: it writes 0.8 of each into the SVG, so 18 gives 14.5 px.
+const TITLE_SIZE: u32 = 24;
+const CAPTION_SIZE: u32 = 21;
+const AXIS_SIZE: u32 = 19;
+const TICK_SIZE: u32 = 18;
+const NOTE_SIZE: u32 = 18;
+const TITLE_LINE: u32 = 26;
+const NOTE_LINE: u32 = 19;
+/// How many characters fit on a line of the title, and of a note, at those sizes.
+const TITLE_CHARS: usize = 62;
+const NOTE_CHARS: usize = 92;
+
+/// `text` in lines of at most `width` characters, broken between words.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
 }
 
 fn csv_field(s: &str) -> String {
@@ -159,12 +210,24 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
     }
 }
 
+/// The y axis's range, with room above the data for the legend: the top quarter of the panel
+/// holds no point, so that the legend hides none.
+fn y_range(panel: &Panel) -> (f64, f64) {
+    let points = panel.series.iter().flat_map(|s| s.points.iter());
+    let (lo, hi) = range(points.map(|p| p.1), panel.log_y);
+    if panel.log_y {
+        (lo, hi * (hi / lo).powf(0.35))
+    } else {
+        (lo, hi + (hi - lo) * 0.35)
+    }
+}
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 fn draw_panel(panel: &Panel, area: &Area) -> Result<()> {
     let points = || panel.series.iter().flat_map(|s| s.points.iter());
     let (x0, x1) = range(points().map(|p| p.0), panel.log_x);
-    let (y0, y1) = range(points().map(|p| p.1), panel.log_y);
+    let (y0, y1) = y_range(panel);
     match (panel.log_x, panel.log_y) {
         (false, false) => draw_on(panel, area, x0..x1, y0..y1),
         (true, false) => draw_on(panel, area, (x0..x1).log_scale(), y0..y1),
@@ -181,10 +244,10 @@ where
     Y::CoordDescType: ValueFormatter<f64>,
 {
     let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
+        .caption(&panel.title, ("sans-serif", CAPTION_SIZE))
+        .margin(14)
+        .x_label_area_size(56)
+        .y_label_area_size(84)
         .build_cartesian_2d(x, y)
         .map_err(plot_error)?;
     chart
@@ -193,7 +256,14 @@ where
         .y_desc(&panel.y_label)
         .x_label_formatter(&|v| short(*v))
         .y_label_formatter(&|v| short(*v))
-        .light_line_style(BLACK.mix(0.05))
+        .label_style(("sans-serif", TICK_SIZE))
+        .axis_desc_style(("sans-serif", AXIS_SIZE))
+        .x_labels(6)
+        .y_labels(6)
+        // Light, and few: on a log axis every minor line would otherwise read as a shaded band.
+        .bold_line_style(BLACK.mix(0.12))
+        .light_line_style(BLACK.mix(0.04))
+        .max_light_lines(1)
         .draw()
         .map_err(plot_error)?;
     for (i, s) in panel.series.iter().enumerate() {
@@ -217,12 +287,86 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
+        .position(emptiest_corner(panel))
+        .label_font(("sans-serif", TICK_SIZE))
+        .background_style(WHITE.mix(0.9))
         .border_style(BLACK.mix(0.3))
         .draw()
         .map_err(plot_error)?;
     Ok(())
+}
+
+/// The corner of the panel with the fewest points near it, for the legend: it must not hide
+/// data. Upper left when there is a tie.
+fn emptiest_corner(panel: &Panel) -> SeriesLabelPosition {
+    let points: Vec<(f64, f64)> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
+    let scale = |v: f64, log: bool| {
+        if log {
+            v.max(f64::MIN_POSITIVE).ln()
+        } else {
+            v
+        }
+    };
+    let (x0, x1) = range(points.iter().map(|p| p.0), panel.log_x);
+    let (y0, y1) = y_range(panel);
+    let unit = |v: f64, lo: f64, hi: f64, log: bool| {
+        let (v, lo, hi) = (scale(v, log), scale(lo, log), scale(hi, log));
+        if hi > lo {
+            (v - lo) / (hi - lo)
+        } else {
+            0.5
+        }
+    };
+    // Every point, and the lines between them, in the panel's unit square.
+    let mut at: Vec<(f64, f64)> = Vec::new();
+    for series in &panel.series {
+        let pts: Vec<(f64, f64)> = series
+            .points
+            .iter()
+            .map(|&(x, y)| (unit(x, x0, x1, panel.log_x), unit(y, y0, y1, panel.log_y)))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        at.extend(&pts);
+        for pair in pts.windows(2) {
+            let ((ax, ay), (bx, by)) = (pair[0], pair[1]);
+            at.extend((1..20).map(|k| {
+                let t = k as f64 / 20.0;
+                (ax + (bx - ax) * t, ay + (by - ay) * t)
+            }));
+        }
+    }
+    // The legend's box, as a share of a plot area of about 640 × 300 px: 23 px a line, 9 px a
+    // character of the longest name, with a margin.
+    let longest = panel
+        .series
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w = ((longest * 9 + 70) as f64 / 640.0).min(0.95);
+    let h = ((panel.series.len() * 23 + 30) as f64 / 300.0).min(0.95);
+    let count = |left: bool, top: bool| {
+        at.iter()
+            .filter(|(x, y)| {
+                (if left { *x < w } else { *x > 1.0 - w })
+                    && (if top { *y > 1.0 - h } else { *y < h })
+            })
+            .count()
+    };
+    [
+        (count(true, true), SeriesLabelPosition::UpperLeft),
+        (count(false, true), SeriesLabelPosition::UpperRight),
+        (count(true, false), SeriesLabelPosition::LowerLeft),
+        (count(false, false), SeriesLabelPosition::LowerRight),
+    ]
+    .into_iter()
+    .min_by_key(|(n, _)| *n)
+    .map(|(_, corner)| corner)
+    .unwrap_or(SeriesLabelPosition::UpperLeft)
 }
 
 /// Axis labels: 1500 → 1.5k, 2000000 → 2M, 0.25 → 0.25.

@@ -30,11 +30,15 @@ use std::time::Instant;
 pub struct BenchArgs {
     /// The scenario: a step that has one (02, 04, 05, 06, 08, 09, 10; 01 and 07 are compared
     /// in 02 and 08), `idle` (memory per idle connection), or `all`.
-    #[arg(required_unless_present = "all")]
+    #[arg(required_unless_present_any = ["all", "redraw"])]
     pub scenario: Option<String>,
     /// Every scenario that draws a graph.
     #[arg(long, conflicts_with = "scenario")]
     pub all: bool,
+    /// Measure nothing: draw again every graph whose data (JSON) is in the --out folder, as
+    /// after a change to how graphs are drawn.
+    #[arg(long, conflicts_with_all = ["scenario", "all"])]
+    pub redraw: bool,
     /// Where the SVG, CSV and JSON files go.
     #[arg(long, value_name = "DIR", default_value = "target/bench")]
     pub out: PathBuf,
@@ -89,6 +93,9 @@ impl Bench {
 }
 
 pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
+    if args.redraw {
+        return redraw(&args.out);
+    }
     let chosen: Vec<&str> = match args.scenario.as_deref() {
         None | Some("all") => SCENARIOS
             .iter()
@@ -154,6 +161,35 @@ pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
         "benchmarks done in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    Ok(0)
+}
+
+/// Draws every graph of `dir` again from its JSON data.
+fn redraw(dir: &Path) -> Result<u8> {
+    let mut drawn = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    entries.sort();
+    for json in entries {
+        let text = std::fs::read_to_string(&json)?;
+        // Data without a graph (idle_connections.json) is not a figure: leave it.
+        let Ok(figure) = serde_json::from_str::<figure::Figure>(&text) else {
+            continue;
+        };
+        let svg = json.with_extension("svg");
+        figure.draw(&svg)?;
+        eprintln!("redrew {}", svg.display());
+        drawn += 1;
+    }
+    if drawn == 0 {
+        bail!(
+            "no graph data (SLUG.json from `checker bench`) in {}",
+            dir.display()
+        );
+    }
     Ok(0)
 }
 
