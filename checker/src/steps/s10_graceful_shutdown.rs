@@ -401,18 +401,24 @@ fn shutdown_timeout_reports_loss(ctx: &mut Ctx) -> Outcome {
 fn shutdown_keeps_the_replies_of_a_client_still_sending(ctx: &mut Ctx) -> Outcome {
     /// Longer than any fixed wait a server might put in place of the lingering close.
     const PAUSE: Duration = Duration::from_millis(1500);
+    /// A writer that made no progress for this long is blocked: the buffers are full.
+    const STALLED: Duration = Duration::from_millis(300);
     let i = ctx.start(&["--workers", "2", "--queue-capacity", "100000"])?;
     let addr = ctx.server(i).addr;
     let mut c = ctx.client(addr)?.quiet();
     let mut w = c.writer()?;
+    // A small receive buffer (fixed: the kernel stops growing it), so that replies the client
+    // does not read soon back up into the server.
+    let _ = nix::sys::socket::setsockopt(&w, nix::sys::socket::sockopt::RcvBuf, &(64 * 1024));
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicUsize::new(0);
     let line = format!(
         "{}\n",
         json!({"user": "chatty", "action": "buy", "amount": 1})
     );
     c.note("writes events without end, and reads the replies");
     let outcome = thread::scope(|scope| -> Outcome<(u64, u64)> {
-        let stop = &stop;
+        let (stop, written) = (&stop, &written);
         // Returns the error that ended its writing early, if one did.
         let writer = scope.spawn(move || {
             use std::io::Write;
@@ -421,6 +427,7 @@ fn shutdown_keeps_the_replies_of_a_client_still_sending(ctx: &mut Ctx) -> Outcom
                 if let Err(e) = w.write_all(batch.as_bytes()) {
                     return Some(e.kind());
                 }
+                written.fetch_add(batch.len(), Ordering::Relaxed);
             }
             // The client has read its end of file: it closes its side too.
             let _ = w.shutdown(std::net::Shutdown::Write);
@@ -432,7 +439,20 @@ fn shutdown_keeps_the_replies_of_a_client_still_sending(ctx: &mut Ctx) -> Outcom
                 let line = c.recv_raw()?;
                 seen.count(&line)?;
             }
-            ctx.log.note("checker", format!("sends SIGINT after {} replies; the client goes on writing, and stops reading for {} ms", seen.accepted + seen.busy, PAUSE.as_millis()));
+            // Stop reading until the client's writes block: the server then owes replies it
+            // cannot write yet, so a server that drops what it owes at shutdown shows on
+            // every run, not only when the signal happens to find replies unsent.
+            c.note("stops reading, and goes on writing until its writes block");
+            let (mut last, mut since) = (written.load(Ordering::Relaxed), Instant::now());
+            let started = Instant::now();
+            while since.elapsed() < STALLED && started.elapsed() < Duration::from_secs(10) {
+                thread::sleep(Duration::from_millis(20));
+                let now = written.load(Ordering::Relaxed);
+                if now != last {
+                    (last, since) = (now, Instant::now());
+                }
+            }
+            ctx.log.note("checker", format!("sends SIGINT after {} replies read, with replies still owed; the client goes on writing, and reads nothing for {} ms more", seen.accepted + seen.busy, PAUSE.as_millis()));
             ctx.server(i).signal(Signal::SIGINT)?;
             thread::sleep(PAUSE);
             c.note("reads again, to the end");
@@ -460,6 +480,16 @@ fn shutdown_keeps_the_replies_of_a_client_still_sending(ctx: &mut Ctx) -> Outcom
         })();
         stop.store(true, Ordering::Relaxed);
         let broke = writer.join().ok().flatten();
+        // A reply cut short, then end of file, while the client's own writes failed: the
+        // reset destroyed the rest of the line in flight.
+        if let (Err(f), Some(kind)) = (&read, broke) {
+            if f.symptom == Some("got a reply without its newline") {
+                return Err(fail!("the replies stopped in the middle of a line, and the client's writes failed ({kind:?}): the connection was reset, not closed")
+                    .expected("every reply, then end of file")
+                    .got(format!("a reply cut short, then end of file; {kind:?} while sending"))
+                    .hint("The server closed the socket while the client's events were still arriving: the kernel answers that with a reset, which throws away replies not yet delivered. Close gracefully: shut down your sending side, then read and discard what the client still sends until its end of file (or a moment of silence, or the deadline), and only then close."));
+            }
+        }
         let read = read?;
         // The replies may all have arrived before the reset did; the writer still felt it.
         if let Some(kind) = broke {

@@ -352,10 +352,23 @@ fn three_tracks_guided_open_and_own_one_grader() {
         mine
     );
     assert!(out.contains("own/server is now its scaffold"), "{out}");
-    // Reference-derived own crates pass: step 02 on own/echo, then, caught up, step 10 on
-    // own/server with its whole suite, which holds every earlier rule still in force.
-    let out = run_ok(&kit, &["verify", "2"], 0);
-    assert!(out.contains("own/echo"), "{out}");
+    // Reference-derived own crates pass: steps 01 and 02 on own/echo, each with the checks it
+    // adds (catch-up to k + 1 leaves step k's references in own/), then step 10 on own/server
+    // with its whole suite, which holds every rule of steps 03 to 10 still in force: the
+    // regression check of the own track.
+    for k in [1, 2] {
+        run_ok(&kit, &["catch-up", &(k + 1).to_string(), "--yes"], 0);
+        let mut args = vec!["verify".to_string(), k.to_string()];
+        for c in new_checks(k) {
+            args.extend(["--check".to_string(), c]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_ok(&kit, &args, 0);
+        assert!(
+            out.contains("own/echo"),
+            "step {k:02} grades own/echo: {out}"
+        );
+    }
     run_ok(&kit, &["catch-up", "11", "--yes"], 0);
     let out = run_ok(&kit, &["verify", "10"], 0);
     assert!(

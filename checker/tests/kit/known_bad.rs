@@ -4,7 +4,7 @@
 //! designs, must pass (so a catch is the mistake's doing, not a broken fixture or a check that
 //! over-fits the reference design).
 
-use crate::util::{root, run, Run};
+use crate::util::{root, run, run_untimed, timed_checks, Run};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -50,6 +50,10 @@ fn path(fixture: &str) -> String {
 
 impl Variant {
     fn run(&self) -> Run {
+        self.run_with(run)
+    }
+
+    fn run_with(&self, run: fn(&[&str], &[(&str, &str)]) -> Run) -> Run {
         let step = self.step.to_string();
         run(
             &[
@@ -137,12 +141,54 @@ fn every_valid_design_passes_its_steps() {
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
+/// Runs every row that the suite catches: those of an untimed check two at a time (as a
+/// `verify` runs them beside other checks), those of a timed check alone.
+fn run_rows(rows: &[&Variant]) -> Vec<Run> {
+    let timed = timed_checks();
+    let next = std::sync::Mutex::new(0..rows.len());
+    let done = std::sync::Mutex::new((0..rows.len()).map(|_| None).collect::<Vec<Option<Run>>>());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let Some(i) = next.lock().unwrap().next() else {
+                    return;
+                };
+                let v = rows[i];
+                let r = if timed.contains(&v.check) {
+                    v.run()
+                } else {
+                    v.run_with(run_untimed)
+                };
+                done.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every row ran"))
+        .collect()
+}
+
+#[test]
+fn timed_checks_are_found_in_the_checker_source() {
+    let timed = timed_checks();
+    for name in [
+        "slow_reader_blocks_nobody",
+        "fast_enough",
+        "hold_scales_across_users",
+    ] {
+        assert!(timed.contains(name), "{name} is timed: {timed:?}");
+    }
+    assert!(!timed.contains("valid_events"), "{timed:?}");
+}
+
 #[test]
 fn each_known_bad_server_is_caught_and_diagnosed() {
     let table = table();
     let mut wrong = Vec::new();
-    for v in table.variant.iter().filter(|v| v.caught) {
-        let r = v.run();
+    let rows: Vec<&Variant> = table.variant.iter().filter(|v| v.caught).collect();
+    for (v, r) in rows.iter().copied().zip(run_rows(&rows)) {
         if !caught(v, &r) {
             wrong.push(format!(
                 "{}: expected {} to fail{}",

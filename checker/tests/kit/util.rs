@@ -3,13 +3,46 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Whose turn it is to run the checker.
+static TURN: RwLock<()> = RwLock::new(());
 
 /// Checker runs take turns: several checks compare timings (1 worker against 4), and test
 /// threads running suites side by side on a small machine would blur them.
-pub fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+pub fn one_at_a_time() -> RwLockWriteGuard<'static, ()> {
+    TURN.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A turn shared with other runs of untimed checks only: a check that times nothing runs
+/// beside five others in every `verify`, so two such runs side by side blur nothing. Runs that
+/// take [`one_at_a_time`] still run alone.
+pub fn beside_untimed() -> RwLockReadGuard<'static, ()> {
+    TURN.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The checks that time the server (`alone: true` in `checker/src/steps/`): the checker runs
+/// them with no other check beside them, and so must the kit's tests.
+pub fn timed_checks() -> std::collections::BTreeSet<String> {
+    let mut timed = std::collections::BTreeSet::new();
+    let dir = root().join("checker/src/steps");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut name = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(n) = line
+                .strip_prefix("name: \"")
+                .and_then(|l| l.strip_suffix("\","))
+            {
+                name = Some(n.to_string());
+            } else if line == "alone: true," {
+                timed.extend(name.take());
+            } else if line == "alone: false," {
+                name = None;
+            }
+        }
+    }
+    timed
 }
 
 /// The workspace root (the checker's tests run from `checker/`).
@@ -79,9 +112,19 @@ impl Run {
 
 /// Runs the checker with `args` and `env`, and returns the finished run.
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let _turn = one_at_a_time();
+    run_now(args, env)
+}
+
+/// [`run`], for a run of untimed checks only, which may share its turn with another such run.
+pub fn run_untimed(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let _turn = beside_untimed();
+    run_now(args, env)
+}
+
+fn run_now(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = checker(args);
     cmd.envs(env.iter().copied());
-    let _turn = one_at_a_time();
     let output = cmd.output().expect("the checker binary runs");
     Run {
         args: args.iter().map(|s| s.to_string()).collect(),
