@@ -236,8 +236,15 @@ pub fn is_pristine(root: &Path, step: &Step, track: Track) -> Result<bool> {
 /// Writes the pristine skeleton of `step` on `track` into `exercises/<slug>`, replacing what
 /// is there.
 pub fn write_pristine(root: &Path, step: &Step, track: Track) -> Result<()> {
-    let files = pristine(root, step, track)?;
-    let dir = root.join(step.exercise_dir());
+    write_crate(
+        &root.join(step.exercise_dir()),
+        &pristine(root, step, track)?,
+    )
+}
+
+/// Writes `files` (paths relative to the crate) as the whole of the crate in `dir`: its `src/`
+/// is replaced, so that no file of an earlier version is left behind.
+pub fn write_crate(dir: &Path, files: &[(PathBuf, String)]) -> Result<()> {
     let src = dir.join("src");
     if src.exists() {
         std::fs::remove_dir_all(&src).with_context(|| format!("removing {}", src.display()))?;

@@ -310,7 +310,7 @@ pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     for step in selected {
-        let saved = save_copy(root, step, stamp)?;
+        let saved = save_copy(root, &root.join(step.exercise_dir()), &step.slug, stamp)?;
         skeleton::write_pristine(root, step, progress.track)?;
         progress.results.remove(&step.slug);
         match saved {
@@ -326,16 +326,21 @@ pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
     Ok(())
 }
 
-/// Copies an exercise's `Cargo.toml` and `src/` to `target/eventkit-saved/NN_slug-STAMP/`;
-/// `None` when there is nothing to save.
-fn save_copy(root: &Path, step: &Step, stamp: u64) -> Result<Option<std::path::PathBuf>> {
-    let from = root.join(step.exercise_dir());
+/// Copies the learner's crate in `from` (its `Cargo.toml` and `src/`) to
+/// `target/eventkit-saved/NAME-STAMP/`, and says where, relative to the kit; `None` when there
+/// is nothing to save.
+pub(super) fn save_copy(
+    root: &Path,
+    from: &Path,
+    name: &str,
+    stamp: u64,
+) -> Result<Option<std::path::PathBuf>> {
     if !from.join("src").is_dir() {
         return Ok(None);
     }
     let to = root
         .join("target/eventkit-saved")
-        .join(format!("{}-{stamp}", step.slug));
+        .join(format!("{name}-{stamp}"));
     copy_tree(&from.join("src"), &to.join("src"))?;
     if from.join("Cargo.toml").is_file() {
         std::fs::copy(from.join("Cargo.toml"), to.join("Cargo.toml"))?;
@@ -343,7 +348,7 @@ fn save_copy(root: &Path, step: &Step, stamp: u64) -> Result<Option<std::path::P
     Ok(Some(to.strip_prefix(root).unwrap_or(&to).to_path_buf()))
 }
 
-pub(super) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

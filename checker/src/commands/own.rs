@@ -12,7 +12,7 @@
 use crate::catalog::{steps, Step};
 use crate::invocation;
 use crate::skeleton;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// The two crates of the own track, and the package names their manifests give them.
@@ -157,23 +157,6 @@ pub fn reference_files(root: &Path, step: &Step) -> Result<Vec<(PathBuf, String)
         .collect())
 }
 
-/// Writes `files` as the whole of the crate in `dir` (its `src/` is replaced).
-fn write_crate(dir: &Path, files: &[(PathBuf, String)]) -> Result<()> {
-    let src = dir.join("src");
-    if src.exists() {
-        std::fs::remove_dir_all(&src).with_context(|| format!("removing {}", src.display()))?;
-    }
-    for (rel, text) in files {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating {}", parent.display()))?;
-        }
-        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
-}
-
 /// Creates whichever of the two crates does not exist yet; returns the folders it created.
 pub fn scaffold(root: &Path) -> Result<Vec<&'static str>> {
     let mut made = Vec::new();
@@ -182,7 +165,7 @@ pub fn scaffold(root: &Path) -> Result<Vec<&'static str>> {
         if dir.join("Cargo.toml").exists() {
             continue;
         }
-        write_crate(&dir, &scaffold_files(which))?;
+        skeleton::write_crate(&dir, &scaffold_files(which))?;
         made.push(which.folder());
     }
     Ok(made)
@@ -203,8 +186,9 @@ pub fn catch_up(root: &Path, step: &'static Step) -> Result<()> {
             None => scaffold_files(which),
         };
         let dir = root.join(which.folder());
-        let saved = save_copy(root, &dir, which, stamp)?;
-        write_crate(&dir, &files)?;
+        let saved =
+            super::journey::save_copy(root, &dir, &which.folder().replace('/', "-"), stamp)?;
+        skeleton::write_crate(&dir, &files)?;
         let what = match before {
             Some(s) => format!("the reference of {}", s.label()),
             None => "its scaffold".to_string(),
@@ -225,23 +209,6 @@ pub fn catch_up(root: &Path, step: &'static Step) -> Result<()> {
         step.number
     );
     Ok(())
-}
-
-/// Copies `dir`'s `Cargo.toml` and `src/` to `target/eventkit-saved/own-<crate>-STAMP/`;
-/// `None` when there is nothing to save.
-fn save_copy(root: &Path, dir: &Path, which: Crate, stamp: u64) -> Result<Option<PathBuf>> {
-    if !dir.join("src").is_dir() {
-        return Ok(None);
-    }
-    let name = which.folder().replace('/', "-");
-    let to = root
-        .join("target/eventkit-saved")
-        .join(format!("{name}-{stamp}"));
-    super::journey::copy_tree(&dir.join("src"), &to.join("src"))?;
-    if dir.join("Cargo.toml").is_file() {
-        std::fs::copy(dir.join("Cargo.toml"), to.join("Cargo.toml"))?;
-    }
-    Ok(Some(to.strip_prefix(root).unwrap_or(&to).to_path_buf()))
 }
 
 #[cfg(test)]

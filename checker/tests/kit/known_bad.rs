@@ -48,12 +48,15 @@ fn path(fixture: &str) -> String {
     format!("checker/fixtures/{fixture}")
 }
 
+/// How a row's checker run takes its turn: [`run`] or [`run_untimed`].
+type Runner = fn(&[&str], &[(&str, &str)]) -> Run;
+
 impl Variant {
     fn run(&self) -> Run {
         self.run_with(run)
     }
 
-    fn run_with(&self, run: fn(&[&str], &[(&str, &str)]) -> Run) -> Run {
+    fn run_with(&self, run: Runner) -> Run {
         let step = self.step.to_string();
         run(
             &[
