@@ -251,3 +251,59 @@ fn a_chapter_that_drifts_is_caught() {
     );
     assert_eq!(chapter_problems(&step, &earlier, &holes, &spoiled).len(), 1);
 }
+
+/// The section names the introduction promises, in order: the first bold words of each item
+/// of its numbered list of a chapter's shape.
+fn promised_sections(introduction: &str) -> Vec<String> {
+    introduction
+        .lines()
+        .skip_while(|l| !l.starts_with("1. **"))
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .filter_map(|l| l.split("**").nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn every_chapter_has_the_sections_the_introduction_names_in_its_order() {
+    let introduction = std::fs::read_to_string(src_dir().join("introduction.md")).unwrap();
+    let promised = promised_sections(&introduction);
+    assert_eq!(promised.len(), 8, "{promised:?}");
+    let mut wrong = Vec::new();
+    for step in steps() {
+        let text = std::fs::read_to_string(src_dir().join(format!("{}.md", step.slug))).unwrap();
+        let headings: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+        if headings != promised {
+            wrong.push(format!("{}: {headings:?}", step.slug));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the introduction names the sections {promised:?}, but:\n{}",
+        wrong.join("\n")
+    );
+    // The test sees a chapter that lacks one.
+    assert_ne!(
+        promised_sections("1. **The pain**\n2. **What changes**\n"),
+        promised
+    );
+}
+
+#[test]
+fn appendices_are_lettered_in_the_order_of_the_summary() {
+    let summary = std::fs::read_to_string(src_dir().join("SUMMARY.md")).unwrap();
+    let appendices = summary.split("# Appendices").nth(1).unwrap_or_default();
+    for (i, page) in appendices
+        .lines()
+        .filter_map(|l| l.split("](").nth(1).and_then(|r| r.strip_suffix(')')))
+        .enumerate()
+    {
+        let text = std::fs::read_to_string(src_dir().join(page)).unwrap();
+        let letter = (b'A' + i as u8) as char;
+        assert!(
+            text.starts_with(&format!("# Appendix {letter} · ")),
+            "{page} should start with \"# Appendix {letter} · \": {}",
+            text.lines().next().unwrap_or_default()
+        );
+    }
+}
