@@ -655,12 +655,8 @@ pub fn graceful_shutdown(b: &Bench) -> Result<Figure> {
 
 pub fn idle_connections(b: &Bench, out: &Path) -> Result<PathBuf> {
     const CONNECTIONS: usize = 10_000;
-    // Room for every connection and the warm-up one: the default limit is 10 000.
-    let limit = [
-        "--max-connections".to_string(),
-        (CONNECTIONS + 1).to_string(),
-    ];
-    let server = start_server(b.bin(10), &limit)?;
+    // Step 10 has no connection limit (step 11 adds it): every connection is served.
+    let server = start_server(b.bin(10), &[])?;
     let pid = server.pid().as_raw();
     // One connection first, so that the runtime's own first allocations are not counted.
     let warm = LineConn::connect(server.addr)?;
