@@ -306,9 +306,7 @@ pub fn reset(root: &Path, selected: &[&'static Step], yes: bool) -> Result<()> {
         }
     }
     let mut progress = Progress::load(root);
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let stamp = crate::progress::now();
     for step in selected {
         let saved = save_copy(root, &root.join(step.exercise_dir()), &step.slug, stamp)?;
         skeleton::write_pristine(root, step, progress.track)?;

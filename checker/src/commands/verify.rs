@@ -91,29 +91,25 @@ pub fn run(root: &Path, req: &Request) -> Result<Vec<StepReport>> {
                     existing(root, &step.solution_dir(), "is missing from this checkout"),
                     false,
                 ),
-                Source::Exercise if learner.track == Track::Own => (
-                    existing(
-                        root,
-                        &learner.learner_dir(step),
-                        &format!(
-                            "does not exist: `{} track own` creates your crates",
-                            crate::invocation()
-                        ),
-                    ),
-                    false,
-                ),
-                Source::Exercise => (
-                    existing(
-                        root,
-                        &step.exercise_dir(),
-                        &format!(
-                            "does not exist: restore the pristine exercise with `{} reset {:02}`",
+                Source::Exercise => {
+                    let fix = if learner.track == Track::Own {
+                        format!("`{} track own` creates your crates", crate::invocation())
+                    } else {
+                        format!(
+                            "restore the pristine exercise with `{} reset {:02}`",
                             crate::invocation(),
                             step.number
+                        )
+                    };
+                    (
+                        existing(
+                            root,
+                            &learner.learner_dir(step),
+                            &format!("does not exist: {fix}"),
                         ),
-                    ),
-                    false,
-                ),
+                        false,
+                    )
+                }
             };
             (step, dir, is_binary)
         })
