@@ -11,7 +11,9 @@
 //! | 08 (or 07) | `08_per_user_locks.svg` | 07 against 08: throughput and read latency as workers grow, few users |
 //! | 09 | `09_atomic_metrics.svg` | counting with atomics against a mutex, as threads grow |
 //! | 10 | `10_graceful_shutdown.svg` | shutdown drain time as the queue grows, and no event lost |
-//! | idle | `idle_connections.json` | step 10's memory per idle connection (data only) |
+//! | 11 | `11_under_fire.svg` | 10 against 11: open files and memory under a flood of silent connections |
+//! | 12 | `12_fast.svg` | 10 against 12: accepted events per second as requests in flight grow |
+//! | idle | `idle_connections.json` | steps 10 and 12: memory per idle connection (data only) |
 //!
 //! `checker bench --all --out book/src/graphs` regenerates every graph of the book.
 
@@ -28,7 +30,7 @@ use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// The scenario: a step that has one (02, 04, 05, 06, 08, 09, 10; 01 and 07 are compared
+    /// The scenario: a step that has one (02, 04, 05, 06, 08, 09, 10, 11, 12; 01 and 07 are compared
     /// in 02 and 08), `idle` (memory per idle connection), or `all`.
     #[arg(required_unless_present_any = ["all", "redraw"])]
     pub scenario: Option<String>,
@@ -53,7 +55,9 @@ const SCENARIOS: &[(&str, &str, &[usize])] = &[
     ("08", "08_per_user_locks", &[7, 8]),
     ("09", "09_atomic_metrics", &[]),
     ("10", "10_graceful_shutdown", &[10]),
-    ("idle", "idle_connections", &[10]),
+    ("11", "11_under_fire", &[10, 11]),
+    ("12", "12_fast", &[10, 12]),
+    ("idle", "idle_connections", &[10, 12]),
 ];
 
 /// The scenario a name on the command line means.
@@ -63,7 +67,7 @@ fn scenario(name: &str) -> Result<&'static str> {
         return Ok("idle");
     }
     let number = catalog::find(name).map(|s| s.number).with_context(|| {
-        format!("no benchmark named {name:?}: try 02, 04, 05, 06, 08, 09, 10, idle or all")
+        format!("no benchmark named {name:?}: try 02, 04, 05, 06, 08, 09, 10, 11, 12, idle or all")
     })?;
     Ok(match number {
         1 | 2 => "02",
@@ -73,6 +77,8 @@ fn scenario(name: &str) -> Result<&'static str> {
         7 | 8 => "08",
         9 => "09",
         10 => "10",
+        11 => "11",
+        12 => "12",
         n => bail!(
             "step {n:02} has no benchmark: its lesson is correctness, which `checker verify` shows"
         ),
@@ -149,6 +155,8 @@ pub fn bench_cmd(root: &Path, args: BenchArgs) -> Result<u8> {
             "08" => vec![scenarios::per_user_locks(&bench)?.write(&out)?],
             "09" => vec![scenarios::atomic_metrics(&bench)?.write(&out)?],
             "10" => vec![scenarios::graceful_shutdown(&bench)?.write(&out)?],
+            "11" => vec![scenarios::under_fire(&bench)?.write(&out)?],
+            "12" => vec![scenarios::fast(&bench)?.write(&out)?],
             "idle" => vec![scenarios::idle_connections(&bench, &out)?],
             _ => unreachable!("every scenario is listed"),
         };

@@ -7,7 +7,7 @@ use crate::load::engine::{self, Limit, Plan};
 use crate::load::machine::rss_kib;
 use crate::load::requests::{json_event, Mix, Wire};
 use crate::load::stats::{histogram, record, Latency};
-use crate::load::{start_server, thousands};
+use crate::load::{start_pinned, start_server, thousands};
 use crate::sut::server::Server;
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::Signal;
@@ -651,12 +651,157 @@ pub fn graceful_shutdown(b: &Bench) -> Result<Figure> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Memory per idle connection (step 10): data for the performance appendix, no graph.
+// 10 against 11: a flood of connections that never send.
 
-pub fn idle_connections(b: &Bench, out: &Path) -> Result<PathBuf> {
-    const CONNECTIONS: usize = 10_000;
-    // Step 10 has no connection limit (step 11 adds it): every connection is served.
-    let server = start_server(b.bin(10), &[])?;
+/// How many files the process `pid` has open (sockets included).
+fn open_files(pid: i32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// Polls `measure` until it gives the same value twice 200 ms apart (or 5 s pass).
+fn settled(mut measure: impl FnMut() -> Option<u64>) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = measure().unwrap_or(0);
+    while Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(200));
+        let now = measure().unwrap_or(last);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
+pub fn under_fire(b: &Bench) -> Result<Figure> {
+    const LIMIT: usize = 500;
+    let floods = [0usize, 250, 500, 1000, 2000, 4000];
+    let mut files = Vec::new();
+    let mut memory = Vec::new();
+    for (step, extra) in [
+        (10, vec![]),
+        (11, flags(&[("--max-connections", LIMIT.to_string())])),
+    ] {
+        let name = if step == 10 {
+            "step 10 (no limit)".to_string()
+        } else {
+            format!("step 11 (--max-connections {LIMIT})")
+        };
+        let (mut f, mut m) = (Series::new(name.clone()), Series::new(name));
+        for &flood in &floods {
+            // A fresh server for each size, so that one flood's leftovers do not count in the next.
+            let server = start_server(b.bin(step), &extra)?;
+            let pid = server.pid().as_raw();
+            let mut conns = Vec::with_capacity(flood);
+            for i in 0..flood {
+                conns.push(
+                    TcpStream::connect(server.addr)
+                        .with_context(|| format!("connection {i} of {flood}"))?,
+                );
+            }
+            // Refused connections linger for up to a second before the server closes them.
+            if step == 11 && flood > LIMIT {
+                thread::sleep(Duration::from_millis(1500));
+            }
+            let fds = settled(|| open_files(pid).map(|n| n as u64));
+            let rss = settled(|| rss_kib(pid));
+            eprintln!(
+                "  step {step}, {flood} silent connections held: {fds} open files, RSS {rss} KiB"
+            );
+            f.push(flood as f64, fds as f64);
+            m.push(flood as f64, rss as f64 / 1024.0);
+            drop(conns);
+        }
+        files.push(f);
+        memory.push(m);
+    }
+    Ok(Figure {
+        slug: "11_under_fire".into(),
+        title: "Steps 10 and 11: a flood of connections that never send".into(),
+        panels: vec![
+            Panel {
+                title: "files the server holds open (sockets)".into(),
+                x_label: "silent connections the clients hold open".into(),
+                y_label: "open files".into(),
+                log_x: false,
+                log_y: false,
+                series: files,
+            },
+            Panel {
+                title: "server memory".into(),
+                x_label: "silent connections the clients hold open".into(),
+                y_label: "server RSS (MiB)".into(),
+                log_x: false,
+                log_y: false,
+                series: memory,
+            },
+        ],
+        notes: vec![format!(
+            "Measured once the counts settle (1.5 s after the last connection where some were refused). Past {LIMIT}, step 11 answers too_many_connections, lingers, and closes."
+        )],
+        machine: b.machine.clone(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10 against 12: the same load, before and after the optimisations.
+
+pub fn fast(b: &Bench) -> Result<Figure> {
+    let widths = [1usize, 2, 4, 8, 16];
+    // The server on a CPU of its own and the load generator on the others, where there are two.
+    let cpus = crate::load::machine::current_cpus();
+    let (server_cpus, client_cpus) = match cpus.split_first() {
+        Some((first, rest)) if !rest.is_empty() => (Some(vec![*first]), Some(rest.to_vec())),
+        _ => (None, None),
+    };
+    let mut rates = Vec::new();
+    for step in [10, 12] {
+        let mut series = Series::new(format!("step {step}"));
+        for &w in &widths {
+            // A queue deep enough that no event is turned away: every accepted event is processed.
+            let server = start_pinned(server_cpus.as_deref(), || {
+                start_server(
+                    b.bin(step),
+                    &flags(&[("--queue-capacity", "65536".to_string())]),
+                )
+            })?;
+            let out = start_pinned(client_cpus.as_deref(), || {
+                load(server.addr, 50, w, None, 1.5, 10_000)
+            })?;
+            let rate = out.tally.accepted as f64 / out.elapsed.as_secs_f64().max(1e-9);
+            eprintln!("  step {step}, {w} in flight: {rate:.0} accepted events/s");
+            series.push(w as f64, rate);
+        }
+        rates.push(series);
+    }
+    Ok(Figure {
+        slug: "12_fast".into(),
+        title: "Steps 10 and 12: events accepted per second, the same load generator".into(),
+        panels: vec![Panel {
+            title: "50 connections, 10 000 users, closed loop".into(),
+            x_label: "requests in flight per connection (log scale)".into(),
+            y_label: "events accepted per second".into(),
+            log_x: true,
+            log_y: false,
+            series: rates,
+        }],
+        notes: vec![
+            "Release builds; the server on one CPU, the load generator on the others; a queue of 65 536, so every accepted event is processed.".into(),
+        ],
+        machine: b.machine.clone(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory per idle connection (steps 10 and 12): data for chapter 12, no graph.
+
+/// How many idle connections `idle_connections` opens to each server.
+const IDLE_CONNECTIONS: usize = 10_000;
+
+/// The resident memory of the server `bin` before and after `IDLE_CONNECTIONS` idle
+/// connections: (before, after, KiB per connection).
+fn idle_rss(bin: &Path, args: &[String]) -> Result<(u64, u64, f64)> {
+    let server = start_server(bin, args)?;
     let pid = server.pid().as_raw();
     // One connection first, so that the runtime's own first allocations are not counted.
     let warm = LineConn::connect(server.addr)?;
@@ -664,8 +809,8 @@ pub fn idle_connections(b: &Bench, out: &Path) -> Result<PathBuf> {
     let before = rss_kib(pid).context("reading the server's memory")?;
     // (On some machines this takes half a minute: a connection request that finds the listen
     // queue full is retried by the kernel only a second later.)
-    let mut conns = Vec::with_capacity(CONNECTIONS);
-    for i in 0..CONNECTIONS {
+    let mut conns = Vec::with_capacity(IDLE_CONNECTIONS);
+    for i in 0..IDLE_CONNECTIONS {
         conns
             .push(TcpStream::connect(server.addr).with_context(|| {
                 format!("connection {i} (is the open-file limit high enough?)")
@@ -681,25 +826,39 @@ pub fn idle_connections(b: &Bench, out: &Path) -> Result<PathBuf> {
         }
         after = now;
     }
-    let per = (after.saturating_sub(before)) as f64 / CONNECTIONS as f64;
-    eprintln!(
-        "  {CONNECTIONS} idle connections: RSS {before} KiB → {after} KiB, {per:.2} KiB each"
-    );
+    let per = (after.saturating_sub(before)) as f64 / IDLE_CONNECTIONS as f64;
     drop(conns);
     drop(warm);
-    let data = serde_json::json!({
-        "connections": CONNECTIONS,
-        "rss_before_kib": before,
-        "rss_after_kib": after,
-        "kib_per_connection": per,
-        "machine": b.machine,
-    });
+    Ok((before, after, per))
+}
+
+pub fn idle_connections(b: &Bench, out: &Path) -> Result<PathBuf> {
+    // Step 10 has no connection limit (step 11 adds it); step 12's is raised above the count.
+    let limit = vec![
+        "--max-connections".to_string(),
+        (IDLE_CONNECTIONS + 100).to_string(),
+    ];
+    let mut rows = Vec::new();
+    let mut csv =
+        String::from("step,connections,rss_before_kib,rss_after_kib,kib_per_connection\n");
+    for (step, args) in [(10, vec![]), (12, limit)] {
+        let (before, after, per) = idle_rss(b.bin(step), &args)?;
+        eprintln!(
+            "  step {step}, {IDLE_CONNECTIONS} idle connections: RSS {before} KiB → {after} KiB, {per:.2} KiB each"
+        );
+        rows.push(serde_json::json!({
+            "step": step,
+            "connections": IDLE_CONNECTIONS,
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "kib_per_connection": per,
+        }));
+        csv += &format!("{step},{IDLE_CONNECTIONS},{before},{after},{per:.3}\n");
+    }
+    let data = serde_json::json!({ "servers": rows, "machine": b.machine });
     std::fs::create_dir_all(out)?;
     let path = out.join("idle_connections.json");
     std::fs::write(&path, serde_json::to_string_pretty(&data)? + "\n")?;
-    std::fs::write(
-        out.join("idle_connections.csv"),
-        format!("connections,rss_before_kib,rss_after_kib,kib_per_connection\n{CONNECTIONS},{before},{after},{per:.3}\n"),
-    )?;
+    std::fs::write(out.join("idle_connections.csv"), csv)?;
     Ok(path)
 }
