@@ -8,9 +8,8 @@ use std::collections::BTreeSet;
 use crate::util::{chapters, src_dir};
 
 /// The chapters without a graph, and why: `checker bench` has no scenario for them.
-// 11 and 12: the bonus steps' graphs (a flood past the connection limit, throughput against
-// step 10) are not made yet; their chapters show the demo and `checker load` instead.
-const NO_GRAPH: &[&str] = &["03_parse_events.md", "11_under_fire.md", "12_fast.md"];
+// Step 03's lesson is correctness: there is nothing to plot.
+const NO_GRAPH: &[&str] = &["03_parse_events.md"];
 
 /// The graphs (`graphs/NAME.svg`) a page shows as images.
 fn graphs_shown(text: &str) -> Vec<String> {
