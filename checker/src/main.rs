@@ -232,6 +232,11 @@ pub fn invocation() -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The book's tests hand every command line the book shows to this parser, flags together,
+    // and want only its verdict: a command clap accepts does nothing more.
+    if std::env::var_os("EVENTKIT_PARSE_ONLY").is_some() {
+        return ExitCode::SUCCESS;
+    }
     process::raise_open_files();
     // A panic inside a check is caught and reported with the check; print nothing for it here.
     let default_hook = std::panic::take_hook();

@@ -237,6 +237,63 @@ fn possible_values(help: &str, flag: &str) -> Option<Vec<String>> {
     Some(list.split(',').map(|v| v.trim().to_string()).collect())
 }
 
+/// The checker's executable, built by the first `cargo run` of [`help`].
+fn checker_exe() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    target.join("debug/checker")
+}
+
+/// The command line as the checker's own parser reads it, every flag together (a pair that
+/// cannot be used together, such as `--all --previous`, is refused there): `None` if it is
+/// accepted, or what the parser said. Placeholders become values of their kind.
+fn parsed(verb: &str, args: &[String], help: &str) -> Option<String> {
+    let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap_or("");
+    let positional_values = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Arguments:"))
+        .take_while(|l| !l.starts_with("Options:"))
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter_map(|l| l.split(':').next())
+        .map(|v| v.trim().to_string())
+        .collect::<Vec<_>>();
+    let mut line = vec![verb.to_string()];
+    let mut previous_flag: Option<String> = None;
+    for arg in args {
+        let value = if is_placeholder(arg) {
+            match &previous_flag {
+                Some(flag) => possible_values(help, flag)
+                    .and_then(|v| v.first().cloned())
+                    .unwrap_or_else(|| "1".into()),
+                None if usage.contains("STEP") => "05".into(),
+                None => positional_values
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "1".into()),
+            }
+        } else {
+            arg.clone()
+        };
+        previous_flag = (arg.starts_with("--") && !arg.contains('=')).then(|| arg.clone());
+        line.push(value);
+    }
+    let out = Command::new(checker_exe())
+        .args(&line)
+        .current_dir(root())
+        .env("EVENTKIT_PARSE_ONLY", "1")
+        .env("NO_COLOR", "1")
+        .output()
+        .ok()?;
+    (!out.status.success()).then(|| {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
+}
+
 /// What is wrong with the commands found.
 pub fn command_problems(found: &[Found]) -> Vec<String> {
     let verbs = verbs();
@@ -261,6 +318,7 @@ pub fn command_problems(found: &[Found]) -> Vec<String> {
         if f.on_purpose {
             continue;
         }
+        let before = problems.len();
         let flags = flags_in(&help);
         let aliases = aliases_in(&help);
         let usage = help.lines().find(|l| l.starts_with("Usage:")).unwrap_or("");
@@ -308,6 +366,13 @@ pub fn command_problems(found: &[Found]) -> Vec<String> {
                 ));
             }
         }
+        // Each flag exists: now all of them together, as the checker itself reads them. (A
+        // verb named alone, as prose does, is a name rather than a command line.)
+        if problems.len() == before && !f.args.is_empty() {
+            if let Some(said) = parsed(&f.verb, &f.args, &help) {
+                problems.push(format!("{shown}: the checker refuses it: {said}"));
+            }
+        }
     }
     problems
 }
@@ -345,6 +410,7 @@ fn a_command_the_checker_lacks_is_caught() {
                 cargo run -p checker -- verify 13 --check no_such_check  # a comment: checker --bogus\n\
                 checker verify 42  # no such step, on purpose\n\
                 checker verify --format yaml\n\
+                checker verify --all --previous\n\
                 cargo install --path checker\n\
                 cargo test -p checker --bins skeleton\n\
                 ```\n\n\
@@ -357,6 +423,7 @@ fn a_command_the_checker_lacks_is_caught() {
             "verify",
             "verify",
             "verify",
+            "verify",
             "hint",
             "verify",
             "verify",
@@ -364,9 +431,16 @@ fn a_command_the_checker_lacks_is_caught() {
         ],
         "{found:#?}"
     );
-    assert_eq!(found[3].args, ["05"], "a closing backtick ends the command");
+    assert_eq!(found[4].args, ["05"], "a closing backtick ends the command");
     let problems = command_problems(&found);
-    let expect = ["\"13\"", "no_such_check", "yaml", "--colour", "frobnicate"];
+    let expect = [
+        "\"13\"",
+        "no_such_check",
+        "yaml",
+        "cannot be used with",
+        "--colour",
+        "frobnicate",
+    ];
     assert_eq!(problems.len(), expect.len(), "{problems:#?}");
     for (problem, what) in problems.iter().zip(expect) {
         assert!(problem.contains(what), "{problems:#?}");

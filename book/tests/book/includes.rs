@@ -18,9 +18,9 @@ pub fn include_problems(file: &str, text: &str, src: &Path) -> Vec<String> {
             let mut parts = c[2].split(':');
             let rel = parts.next().unwrap_or_default();
             let selector: Vec<&str> = parts.collect();
-            if !rel.starts_with("../../solutions/") {
+            if !rel.starts_with("../../solutions/") && !rel.starts_with("../mistakes/") {
                 problems.push(format!(
-                    "{at}: the book includes code from the solutions only (../../solutions/...)"
+                    "{at}: the book includes code from the solutions (../../solutions/...) and the compiled mistakes (../mistakes/...) only"
                 ));
             }
             let path = src.join(rel);

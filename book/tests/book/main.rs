@@ -19,6 +19,10 @@ mod includes;
 mod snippets;
 // (5) Every `checker ...` command the book shows exists, with the flags it shows.
 mod commands;
+// (6) The compiler errors the chapters show are what rustc says of `mistakes/*.rs`.
+mod mistakes;
+// (7) Every chapter shows a picture of what runs where, drawn from `diagrams/steps.toml`.
+mod diagrams;
 // The ten chapters follow `checker/steps.toml` and `checker/skeletons.toml`.
 mod chapters;
 // Every chapter shows its graph from `checker bench`, and every graph names its machine.
