@@ -70,8 +70,13 @@ pub struct Progress {
     pub own_dir: Option<PathBuf>,
 }
 
+/// Where progress is kept: `target/eventkit-progress.json`, or the file `EVENTKIT_PROGRESS`
+/// names (the book's samples are run against a fresh one, so that they show a new learner's view).
 fn path(root: &Path) -> PathBuf {
-    root.join("target").join("eventkit-progress.json")
+    match std::env::var_os("EVENTKIT_PROGRESS") {
+        Some(file) => PathBuf::from(file),
+        None => root.join("target").join("eventkit-progress.json"),
+    }
 }
 
 pub fn now() -> u64 {

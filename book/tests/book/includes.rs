@@ -18,9 +18,12 @@ pub fn include_problems(file: &str, text: &str, src: &Path) -> Vec<String> {
             let mut parts = c[2].split(':');
             let rel = parts.next().unwrap_or_default();
             let selector: Vec<&str> = parts.collect();
-            if !rel.starts_with("../../solutions/") && !rel.starts_with("../mistakes/") {
+            if !["../../solutions/", "../mistakes/", "../samples/"]
+                .iter()
+                .any(|p| rel.starts_with(p))
+            {
                 problems.push(format!(
-                    "{at}: the book includes code from the solutions (../../solutions/...) and the compiled mistakes (../mistakes/...) only"
+                    "{at}: the book includes code from the solutions (../../solutions/...), the compiled mistakes (../mistakes/...) and the checker's samples (../samples/...) only"
                 ));
             }
             let path = src.join(rel);

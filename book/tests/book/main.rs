@@ -23,6 +23,8 @@ mod commands;
 mod mistakes;
 // (7) Every chapter shows a picture of what runs where, drawn from `diagrams/steps.toml`.
 mod diagrams;
+// (8) Every checker output the book shows is a sample of `samples.toml`, and has its shape still.
+mod samples;
 // The ten chapters follow `checker/steps.toml` and `checker/skeletons.toml`.
 mod chapters;
 // Every chapter shows its graph from `checker bench`, and every graph names its machine.

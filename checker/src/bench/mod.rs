@@ -9,7 +9,7 @@
 //! | 05 | `05_backpressure.svg` | accepted and server_busy as offered load passes capacity; memory flat |
 //! | 06 | `06_worker_threads.svg` | throughput as workers grow |
 //! | 08 (or 07) | `08_per_user_locks.svg` | 07 against 08: throughput and read latency as workers grow, few users |
-//! | 09 | `09_atomic_metrics.svg` | counting with atomics against a mutex, as threads grow |
+//! | 09 | `09_atomic_metrics.svg` | counting with atomics against a mutex, as threads grow, and how long a metrics read waits meanwhile |
 //! | 10 | `10_graceful_shutdown.svg` | shutdown drain time as the queue grows, and no event lost |
 //! | 11 | `11_under_fire.svg` | 10 against 11: open files and memory under a flood of silent connections |
 //! | 12 | `12_fast.svg` | 10 against 12: accepted events per second as requests in flight grow |

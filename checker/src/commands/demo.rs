@@ -182,10 +182,19 @@ fn slow_event_stalls_others(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     ));
     let asked = Instant::now();
     quick.ask(&line)?;
-    n.say(&format!(
-        "the quick client's next event took {} ms: the sleeping tasks blocked every runtime thread",
-        asked.elapsed().as_millis()
-    ));
+    let took = asked.elapsed();
+    // Say what happened, not what should have: a stall is one slow event (300 ms) or more.
+    if took >= Duration::from_millis(250) {
+        n.say(&format!(
+            "the quick client's next event took {} ms: the sleeping tasks blocked every runtime thread",
+            took.as_millis()
+        ));
+    } else {
+        n.say(&format!(
+            "the quick client's next event took {} ms: no stall this time (a runtime thread was free when it arrived)",
+            took.as_millis()
+        ));
+    }
     Ok(())
 }
 
@@ -275,21 +284,62 @@ fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
         b.accepted.len(),
         b.busy.len()
     ));
+    // Every snapshot is checked, not only shown: what was received is processed, dropped or
+    // still in the server, so processed + dropped can never pass received, the server never
+    // holds more than its queue of 16 and the one event each of the 2 workers is on, and no
+    // counter ever goes down.
+    let mut last = (0u64, 0u64, 0u64);
     loop {
         let x = metrics_of(&mut m)?;
+        if x.processed + x.dropped > x.received {
+            return Err(fail!(
+                "a snapshot that does not add up: processed {} + dropped {} > received {}",
+                x.processed,
+                x.dropped,
+                x.received
+            ));
+        }
+        let queued = x.received - x.processed - x.dropped;
+        if queued > 16 + 2 {
+            return Err(fail!(
+                "a snapshot with {queued} events still in the server, which holds at most 18 (a queue of 16, 2 workers): received {}, processed {}, dropped {}",
+                x.received,
+                x.processed,
+                x.dropped
+            ));
+        }
+        if x.received < last.0 || x.processed < last.1 || x.dropped < last.2 {
+            return Err(fail!(
+                "a counter went down: received {} → {}, processed {} → {}, dropped {} → {}",
+                last.0,
+                x.received,
+                last.1,
+                x.processed,
+                last.2,
+                x.dropped
+            ));
+        }
+        last = (x.received, x.processed, x.dropped);
         n.say(&format!(
-            "metrics: received {} = processed {} + dropped {} + still queued {}",
-            x.received,
-            x.processed,
-            x.dropped,
-            x.received - x.processed - x.dropped
+            "metrics: received {} = processed {} + dropped {} + {queued} still in the server  ✔ adds up",
+            x.received, x.processed, x.dropped,
         ));
-        if x.processed + x.dropped == x.received {
+        if queued == 0 {
             break;
         }
         thread::sleep(Duration::from_millis(15));
     }
-    n.say("every event is accounted for, and nobody took a lock to count it");
+    // Once idle, the counters must say what the clients were told.
+    if last.1 != b.accepted.len() as u64 || last.2 != b.busy.len() as u64 {
+        return Err(fail!(
+            "once idle the server counts {} processed and {} dropped, but its clients were told {} accepted and {} server_busy",
+            last.1,
+            last.2,
+            b.accepted.len(),
+            b.busy.len()
+        ));
+    }
+    n.say("every snapshot added up, and once idle the counters match what the clients were told");
     Ok(())
 }
 

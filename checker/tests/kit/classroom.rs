@@ -266,7 +266,9 @@ fn the_classroom_autograding_commands_grade_a_solved_checkout() {
     let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     let tests = config["tests"].as_array().unwrap();
     assert_eq!(tests.len(), 10, "one autograding test per step");
-    let alice = root().join("target/report-scratch/alice-classroom");
+    // The same checkout as the report test's, crate names and all: whichever runs second finds
+    // its crates built.
+    let alice = root().join("target/report-scratch/alice");
     solved_checkout(&alice);
     let _ = std::fs::create_dir_all(root().join("target/kit-scratch/target"));
     let _ = std::os::unix::fs::symlink(
@@ -292,6 +294,7 @@ fn the_classroom_autograding_commands_grade_a_solved_checkout() {
         let out = std::process::Command::new("sh")
             .args(["-c", &local])
             .current_dir(&alice)
+            .env("CARGO_BUILD_BUILD_DIR", crate::util::shared_build_dir())
             .output()
             .unwrap();
         assert!(

@@ -2,7 +2,7 @@
 //! that a learner's own edits in `exercises/` can never make these tests fail. The scratch
 //! exercises are made by `checker reset --all`, from the solutions and the checker's holes.
 
-use crate::util::{copy_dir, names, one_at_a_time, root};
+use crate::util::{copy_dir, names, one_at_a_time, root, shared_build_dir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -50,8 +50,10 @@ fn checker(kit: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(kit)
         .env("NO_COLOR", "1")
-        // A nested cargo must not think it builds the kit's own workspace.
+        // A nested cargo must not think it builds the kit's own workspace: its own target
+        // folder, and the kit's intermediate files.
         .env_remove("CARGO_TARGET_DIR")
+        .env("CARGO_BUILD_BUILD_DIR", shared_build_dir())
         .output()
         .unwrap();
     out
@@ -384,6 +386,7 @@ fn watch_reacts_to_a_save(kit: &Path) {
         .args(["watch", "--poll"])
         .current_dir(kit)
         .env("NO_COLOR", "1")
+        .env("CARGO_BUILD_BUILD_DIR", shared_build_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -53,10 +53,25 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where the kit's own build keeps its intermediate files (cargo's build-dir): every nested
+/// build of the tests keeps them there too, whatever its target folder. The scratch kits and the
+/// checkouts graded by `report` then compile the dependencies once, with the kit, instead of
+/// once each; their executables still go to their own target folders, so that crates of the same
+/// name (the scratch kit's exercises and the kit's) never overwrite each other's.
+pub fn shared_build_dir() -> PathBuf {
+    std::env::var_os("CARGO_BUILD_BUILD_DIR")
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR"))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// `checker ARGS...` run from the workspace root, with no colour.
 pub fn checker(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_checker"));
-    cmd.args(args).current_dir(root()).env("NO_COLOR", "1");
+    cmd.args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env("CARGO_BUILD_BUILD_DIR", shared_build_dir());
     cmd
 }
 
