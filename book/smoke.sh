@@ -78,7 +78,7 @@ done
 # 4. What a reader would meet, measured from the DOM at a desktop's width and a phone's: code
 #    cut off, tables that run past the column, images that did not load, graph text under 12 px.
 cp "$root/book/smoke-check.html" "$html/_smoke-check.html"
-all_pages="$(cd "$html" && ls [0-9][0-9]_*.html introduction.html tracks.html contract.html checker.html production.html performance.html teachers.html troubleshooting.html 2> /dev/null | paste -sd, -)"
+all_pages="$(cd "$html" && ls [0-9][0-9]_*.html introduction.html tracks.html contract.html checker.html production.html teachers.html troubleshooting.html 2> /dev/null | paste -sd, -)"
 failed=0
 for width in 1280 400; do
     "$chromium" --headless --no-sandbox --disable-gpu --disable-background-networking \
