@@ -321,7 +321,7 @@ fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
         }
         last = (x.received, x.processed, x.dropped);
         n.say(&format!(
-            "metrics: received {} = processed {} + dropped {} + {queued} still in the server  ✔ adds up",
+            "metrics: {} received = {} processed + {} dropped + {queued} in the server ✔",
             x.received, x.processed, x.dropped,
         ));
         if queued == 0 {
@@ -339,7 +339,7 @@ fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
             b.busy.len()
         ));
     }
-    n.say("every snapshot added up, and once idle the counters match what the clients were told");
+    n.say("every snapshot adds up; once idle, the counters match what the clients were told");
     Ok(())
 }
 
