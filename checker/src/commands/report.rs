@@ -212,6 +212,12 @@ mod tests {
         let r = summarize(&report, row);
         assert_eq!(r.passed, Some(1));
         assert_eq!(r.first_failure, "02_async_echo/echo_many_clients");
+        let all = json!({"steps": [
+            {"slug": "01_blocking_echo", "status": "pass", "error": null, "checks": []},
+            {"slug": "02_async_echo", "status": "pass", "error": null, "checks": []}
+        ]});
+        let r = summarize(&all, row);
+        assert_eq!((r.passed, r.first_failure.as_str()), (Some(2), "-"));
     }
 
     #[test]

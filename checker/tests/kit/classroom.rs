@@ -116,8 +116,9 @@ fn processes_in(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// A learner's checkout with every exercise solved: the solutions, named like the exercises.
-fn solved_checkout(dir: &Path) {
+/// A learner's checkout with the first `solved` exercises solved (the solutions, named like the
+/// exercises) and the later ones not there at all.
+fn solved_checkout(dir: &Path, solved: usize) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("checker")).unwrap();
     for f in ["Cargo.lock", "checker/steps.toml"] {
@@ -132,9 +133,14 @@ fn solved_checkout(dir: &Path) {
     // Crate names of this checkout's own (`step01_blocking_echo_alice`): checkouts that share a
     // build folder must not overwrite each other's executables.
     let owner = format!("_{}", dir.file_name().unwrap().to_string_lossy()).replace('-', "_");
-    copy_dir(&root().join("solutions"), &dir.join("exercises"), &|t| {
-        t.replace("_solution", &owner)
-    });
+    for n in 1..=solved {
+        let slug = crate::util::slug(n);
+        copy_dir(
+            &root().join("solutions").join(&slug),
+            &dir.join("exercises").join(&slug),
+            &|t| t.replace("_solution", &owner),
+        );
+    }
 }
 
 /// The root manifest's shared tables ([workspace.package], [workspace.dependencies], profiles).
@@ -148,7 +154,9 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     let _turn = one_at_a_time();
     let base: PathBuf = root().join("target/report-scratch");
     let (alice, bob, mallory) = (base.join("alice"), base.join("bob"), base.join("mallory"));
-    solved_checkout(&alice);
+    // Two steps solved and the rest not begun: the report's plumbing, not the grading of every
+    // step again, which `solutions::every_solution_passes_its_own_suite` does.
+    solved_checkout(&alice, 2);
     // The exercises' build cache of the other scratch kit, when there is one, saves a build.
     let _ = std::fs::create_dir_all(root().join("target/kit-scratch/target"));
     let _ = std::os::unix::fs::symlink(
@@ -175,14 +183,19 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     let dump = format!("{table}\n{}", String::from_utf8_lossy(&out.stderr));
     // bob's folder is not a checkout: the table says so, and the exit code too.
     assert_eq!(out.status.code(), Some(1), "{dump}");
-    assert!(table.contains("| alice | 12 | - |"), "{dump}");
+    assert!(
+        table.contains("| alice | 2 | 03_parse_events/build |"),
+        "{dump}"
+    );
     assert!(
         table.contains("| bob | - | not an eventkit checkout"),
         "{dump}"
     );
     let csv = std::fs::read_to_string(csv).unwrap();
     assert!(
-        csv.starts_with("learner,steps_passed,first_failing_check,seconds\n\"alice\",12,\"-\","),
+        csv.starts_with(
+            "learner,steps_passed,first_failing_check,seconds\n\"alice\",2,\"03_parse_events/build\","
+        ),
         "{csv}"
     );
 
@@ -191,7 +204,7 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     // endless build script is running well before the limit (and outlives a checker that was
     // merely killed: it belongs to cargo's process group, not the checker's).
     let _ = std::fs::remove_dir_all(&mallory);
-    solved_checkout(&mallory);
+    solved_checkout(&mallory, 2);
     let _ = std::os::unix::fs::symlink(
         root().join("target/kit-scratch/target"),
         mallory.join("target"),
@@ -269,7 +282,7 @@ fn the_classroom_autograding_commands_grade_a_solved_checkout() {
     // The same checkout as the report test's, crate names and all: whichever runs second finds
     // its crates built.
     let alice = root().join("target/report-scratch/alice");
-    solved_checkout(&alice);
+    solved_checkout(&alice, 10);
     let _ = std::fs::create_dir_all(root().join("target/kit-scratch/target"));
     let _ = std::os::unix::fs::symlink(
         root().join("target/kit-scratch/target"),
