@@ -21,7 +21,14 @@ struct Manifest {
 #[derive(serde::Deserialize)]
 struct Sample {
     name: String,
+    #[serde(default)]
     args: Vec<String>,
+    /// A session by hand instead of a checker command: the reference server of this step
+    /// (its slug), sent `send` one line at a time, as a person with `nc` would.
+    #[serde(default)]
+    server: Option<String>,
+    #[serde(default)]
+    send: Vec<String>,
     #[serde(default)]
     code: i32,
     #[serde(default)]
@@ -65,6 +72,9 @@ fn checker() -> PathBuf {
 /// What `sample`'s command prints, as the book shows it: the kit's folder is the reader's
 /// `/home/you/eventkit`, and the command is written the way the book writes it.
 fn run(exe: &PathBuf, sample: &Sample, scratch: &std::path::Path) -> Result<String, String> {
+    if let Some(slug) = &sample.server {
+        return session(slug, &sample.send);
+    }
     let mut command = Command::new(exe);
     command
         .args(&sample.args)
@@ -109,6 +119,86 @@ fn run(exe: &PathBuf, sample: &Sample, scratch: &std::path::Path) -> Result<Stri
         })?,
     };
     Ok(text.trim_end().to_string() + "\n")
+}
+
+/// A session with step `slug`'s reference server, written as `nc` shows it: each line sent, then
+/// what came back. Before a query, the server is given time to finish what it accepted (as a
+/// person's typing does): the session waits until its counters say it is idle.
+fn session(slug: &str, send: &[String]) -> Result<String, String> {
+    use std::io::{BufRead, BufReader, Write};
+    let package = format!("step{}_solution", slug);
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", &package])
+        .current_dir(root())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !built.success() {
+        return Err(format!("{package} does not build"));
+    }
+    let exe = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("debug")
+        .join(&package);
+    let mut server = Command::new(exe)
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut announce = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut announce)
+        .map_err(|e| e.to_string())?;
+    let result = (|| -> Result<String, String> {
+        let addr = announce
+            .trim()
+            .strip_prefix("listening on ")
+            .ok_or_else(|| format!("{package} said {announce:?}"))?
+            .to_string();
+        let connect =
+            || -> Result<(std::net::TcpStream, BufReader<std::net::TcpStream>), String> {
+                let s = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+                s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .map_err(|e| e.to_string())?;
+                let r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
+                Ok((s, r))
+            };
+        let ask = |c: &mut (std::net::TcpStream, BufReader<std::net::TcpStream>),
+                   line: &str|
+         -> Result<String, String> {
+            c.0.write_all(format!("{line}\n").as_bytes())
+                .map_err(|e| e.to_string())?;
+            let mut reply = String::new();
+            c.1.read_line(&mut reply).map_err(|e| e.to_string())?;
+            Ok(reply.trim_end().to_string())
+        };
+        let mut user = connect()?;
+        let mut text = String::from("$ nc 127.0.0.1 7878\n");
+        for line in send {
+            if line.contains("\"type\"") && slug > "04" {
+                // Wait until every accepted event is processed, on a connection of its own.
+                let mut side = connect()?;
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+                while std::time::Instant::now() < deadline {
+                    let m: serde_json::Value =
+                        serde_json::from_str(&ask(&mut side, "{\"type\":\"metrics\"}")?)
+                            .map_err(|e| e.to_string())?;
+                    let n = |k: &str| m[k].as_u64().unwrap_or(0);
+                    if n("processed") + n("dropped") >= n("received") {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+            let reply = ask(&mut user, line)?;
+            text += &format!("{line}\n{reply}\n");
+        }
+        Ok(text)
+    })();
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }
 
 fn excerpt(text: &str, keep: &Keep) -> Option<String> {
