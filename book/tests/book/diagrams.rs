@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::util::{book_dir, chapters, src_dir};
+use crate::util::{assert_blessed, blessing, book_toml, chapters, src_dir};
 
 /// The picture's size: the book's content width, so that its text is shown at the size drawn.
 const WIDTH: f64 = 760.0;
@@ -59,9 +59,7 @@ struct Part {
 }
 
 fn source() -> Source {
-    let path = book_dir().join("diagrams/steps.toml");
-    toml::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    book_toml("diagrams/steps.toml")
 }
 
 fn escape(text: &str) -> String {
@@ -189,7 +187,7 @@ fn picture(slug: &str) -> PathBuf {
 
 #[test]
 fn every_picture_is_drawn_from_its_source() {
-    let bless = std::env::var_os("BLESS").is_some();
+    let bless = blessing();
     let mut problems = Vec::new();
     for step in source().step {
         let (svg, mut wrong) = draw(&step);
@@ -200,12 +198,12 @@ fn every_picture_is_drawn_from_its_source() {
             std::fs::write(&path, &svg).unwrap();
         } else if std::fs::read_to_string(&path).ok().as_deref() != Some(svg.as_str()) {
             problems.push(format!(
-                "{} is not what diagrams/steps.toml draws: redraw it with BLESS=1 cargo test -p eventkit-book --test book diagrams",
+                "{} is not what diagrams/steps.toml draws",
                 path.display()
             ));
         }
     }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_blessed(&problems, "diagrams");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{book_dir, chapters};
+use crate::util::{assert_blessed, blessing, book_dir, chapters};
 
 fn mistakes_dir() -> PathBuf {
     book_dir().join("mistakes")
@@ -80,7 +80,7 @@ fn error_lines(text: &str) -> Vec<&str> {
 fn every_mistake_fails_to_compile_with_the_error_its_chapter_shows() {
     let out_dir = std::env::temp_dir().join(format!("eventkit-mistakes-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let bless = std::env::var_os("BLESS").is_some();
+    let bless = blessing();
     let version_file = mistakes_dir().join("rustc-version");
     let release = rustc_release();
     let same_rustc = std::fs::read_to_string(&version_file)
@@ -119,11 +119,7 @@ fn every_mistake_fails_to_compile_with_the_error_its_chapter_shows() {
         std::fs::write(&version_file, format!("{release}\n")).unwrap();
     }
     let _ = std::fs::remove_dir_all(&out_dir);
-    assert!(
-        problems.is_empty(),
-        "{}\n(rewrite them with BLESS=1 cargo test -p eventkit-book --test book mistakes)",
-        problems.join("\n")
-    );
+    assert_blessed(&problems, "mistakes");
 }
 
 #[test]

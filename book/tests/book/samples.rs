@@ -11,7 +11,7 @@ use std::process::Command;
 use regex::Regex;
 
 use crate::markdown::code_blocks;
-use crate::util::{book_dir, chapters, root};
+use crate::util::{assert_blessed, blessing, book_dir, book_toml, chapters, root};
 
 #[derive(serde::Deserialize)]
 struct Manifest {
@@ -46,9 +46,7 @@ struct Keep {
 }
 
 fn manifest() -> Manifest {
-    let path = book_dir().join("samples.toml");
-    toml::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    book_toml("samples.toml")
 }
 
 fn sample_file(name: &str) -> PathBuf {
@@ -263,7 +261,7 @@ fn shape(text: &str) -> Vec<String> {
 
 #[test]
 fn every_sample_is_what_the_checker_prints_now() {
-    let bless = std::env::var_os("BLESS").is_some();
+    let bless = blessing();
     let exe = checker();
     let scratch = std::env::temp_dir().join(format!("eventkit-samples-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
@@ -300,11 +298,7 @@ fn every_sample_is_what_the_checker_prints_now() {
         }
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    assert!(
-        problems.is_empty(),
-        "{}\n(regenerate every sample with BLESS=1 cargo test -p eventkit-book --test book samples)",
-        problems.join("\n\n")
-    );
+    assert_blessed(&problems, "samples");
 }
 
 #[test]

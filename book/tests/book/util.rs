@@ -9,6 +9,28 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
+/// A TOML file of the book's folder (`samples.toml`, `diagrams/steps.toml`), read into `T`.
+pub fn book_toml<T: serde::de::DeserializeOwned>(rel: &str) -> T {
+    let path = book_dir().join(rel);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Whether to rewrite the files a test compares with (`BLESS=1`), rather than compare.
+pub fn blessing() -> bool {
+    std::env::var_os("BLESS").is_some()
+}
+
+/// Fails with `problems`, naming the command that rewrites the files of the test `module`.
+pub fn assert_blessed(problems: &[String], module: &str) {
+    assert!(
+        problems.is_empty(),
+        "{}\n(rewrite the files with BLESS=1 cargo test -p eventkit-book --test book {module})",
+        problems.join("\n")
+    );
+}
+
 /// `book/`, where `book.toml` is.
 pub fn book_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -466,33 +466,52 @@ struct Locked {
     processed: u64,
 }
 
+/// The two counters both ways: as atomics (step 09) and behind one mutex.
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    processed: AtomicU64,
+    locked: Mutex<Locked>,
+}
+
+impl Counters {
+    /// One event counted, received then processed, as the server counts it.
+    fn count(&self, atomic: bool) {
+        if atomic {
+            self.received.fetch_add(1, Ordering::Relaxed);
+            self.processed.fetch_add(1, Ordering::Release);
+        } else {
+            let mut c = self.locked.lock().unwrap_or_else(|e| e.into_inner());
+            c.received += 1;
+            c.processed += 1;
+        }
+    }
+
+    /// A metrics read: (received, processed).
+    fn snapshot(&self, atomic: bool) -> (u64, u64) {
+        if atomic {
+            let processed = self.processed.load(Ordering::Acquire);
+            (self.received.load(Ordering::Relaxed), processed)
+        } else {
+            let c = self.locked.lock().unwrap_or_else(|e| e.into_inner());
+            (c.received, c.processed)
+        }
+    }
+}
+
 /// Events counted per second by `threads` threads, each counting `received` then `processed`
 /// for every event, with atomics or with one mutex.
 fn counting_rate(threads: usize, atomic: bool) -> f64 {
     const PER_THREAD: u64 = 1_000_000;
-    let received = Arc::new(AtomicU64::new(0));
-    let processed = Arc::new(AtomicU64::new(0));
-    let locked = Arc::new(Mutex::new(Locked::default()));
+    let counters = Arc::new(Counters::default());
     let start = Arc::new(Barrier::new(threads + 1));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let (received, processed, locked, start) = (
-                received.clone(),
-                processed.clone(),
-                locked.clone(),
-                start.clone(),
-            );
+            let (counters, start) = (counters.clone(), start.clone());
             thread::spawn(move || {
                 start.wait();
                 for _ in 0..PER_THREAD {
-                    if atomic {
-                        received.fetch_add(1, Ordering::Relaxed);
-                        processed.fetch_add(1, Ordering::Release);
-                    } else {
-                        let mut c = locked.lock().unwrap_or_else(|e| e.into_inner());
-                        c.received += 1;
-                        c.processed += 1;
-                    }
+                    counters.count(atomic);
                 }
             })
         })
@@ -502,12 +521,7 @@ fn counting_rate(threads: usize, atomic: bool) -> f64 {
     for h in handles {
         let _ = h.join();
     }
-    let total = if atomic {
-        processed.load(Ordering::Acquire)
-    } else {
-        locked.lock().unwrap_or_else(|e| e.into_inner()).processed
-    };
-    total as f64 / t.elapsed().as_secs_f64()
+    counters.snapshot(atomic).1 as f64 / t.elapsed().as_secs_f64()
 }
 
 /// The best of three tries: a neighbour's burst on a shared machine only ever slows a try down.
@@ -518,29 +532,15 @@ fn best_of_three(mut rate: impl FnMut() -> f64) -> f64 {
 /// How long a metrics read (a snapshot of both counters) takes while `threads` threads count
 /// flat out, with atomics or with one mutex: the read path a `metrics` request takes.
 fn snapshot_latency(threads: usize, atomic: bool) -> Latency {
-    let received = Arc::new(AtomicU64::new(0));
-    let processed = Arc::new(AtomicU64::new(0));
-    let locked = Arc::new(Mutex::new(Locked::default()));
+    let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let counters: Vec<_> = (0..threads)
+    let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let (received, processed, locked, stop) = (
-                received.clone(),
-                processed.clone(),
-                locked.clone(),
-                stop.clone(),
-            );
+            let (counters, stop) = (counters.clone(), stop.clone());
             thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..1000 {
-                        if atomic {
-                            received.fetch_add(1, Ordering::Relaxed);
-                            processed.fetch_add(1, Ordering::Release);
-                        } else {
-                            let mut c = locked.lock().unwrap_or_else(|e| e.into_inner());
-                            c.received += 1;
-                            c.processed += 1;
-                        }
+                        counters.count(atomic);
                     }
                 }
             })
@@ -551,20 +551,14 @@ fn snapshot_latency(threads: usize, atomic: bool) -> Latency {
     let mut seen = 0u64;
     while Instant::now() < deadline {
         let asked = Instant::now();
-        let snapshot = if atomic {
-            let p = processed.load(Ordering::Acquire);
-            (received.load(Ordering::Relaxed), p)
-        } else {
-            let c = locked.lock().unwrap_or_else(|e| e.into_inner());
-            (c.received, c.processed)
-        };
+        let (received, processed) = counters.snapshot(atomic);
         record(&mut h, asked.elapsed());
-        seen = seen.wrapping_add(snapshot.0 ^ snapshot.1);
+        seen = seen.wrapping_add(received ^ processed);
         thread::sleep(Duration::from_micros(100));
     }
     stop.store(true, Ordering::Relaxed);
-    for c in counters {
-        let _ = c.join();
+    for handle in handles {
+        let _ = handle.join();
     }
     std::hint::black_box(seen);
     Latency::of(&h)
