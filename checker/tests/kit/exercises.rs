@@ -438,3 +438,39 @@ fn watch_reacts_to_a_save(kit: &Path) {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "watch ends on Ctrl+C");
 }
+
+/// Step 09's demo checks what it shows: a server whose counters do not add up stops it, with
+/// what it saw, instead of being narrated as if it were right.
+#[test]
+fn demo_09_stops_on_counters_that_do_not_add_up() {
+    let _turn = one_at_a_time();
+    let kit = scratch_kit();
+    run_ok(&kit, &["reset", "--all", "--yes"], 0);
+    // The reference's code as the learner's, but for one line: events turned away are not
+    // counted as dropped.
+    let from = kit.join("solutions/09_atomic_metrics/src");
+    let to = kit.join("exercises/09_atomic_metrics/src");
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let path = entry.unwrap().path();
+        // The exercise's crate is named without `_solution`.
+        let mut text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("step09_atomic_metrics_solution", "step09_atomic_metrics");
+        if path.ends_with("lib.rs") {
+            let counted = "shared.metrics.event_dropped();";
+            assert!(
+                text.contains(counted),
+                "lib.rs no longer counts drops with {counted}"
+            );
+            text = text.replace(counted, "");
+        }
+        std::fs::write(to.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let out = run_ok(&kit, &["demo", "9"], 1);
+    assert!(
+        out.contains("the demo stopped:")
+            && out.contains("still in the server, which holds at most 18")
+            && !out.contains("every snapshot adds up"),
+        "{out}"
+    );
+}
