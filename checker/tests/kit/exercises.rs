@@ -44,6 +44,14 @@ fn scratch_kit() -> PathBuf {
     dir
 }
 
+/// A fresh scratch kit with every exercise pristine, and the turn to use it.
+fn kit_with_every_exercise() -> (std::sync::RwLockWriteGuard<'static, ()>, PathBuf) {
+    let turn = one_at_a_time();
+    let kit = scratch_kit();
+    run_ok(&kit, &["reset", "--all", "--yes"], 0);
+    (turn, kit)
+}
+
 /// Runs the checker in the scratch kit.
 fn checker(kit: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_checker"))
@@ -292,9 +300,7 @@ fn diagnosed_not_implemented(kit: &Path, step: &str, checks: &[&str], at: &str) 
 
 #[test]
 fn three_tracks_guided_open_and_own_one_grader() {
-    let _turn = one_at_a_time();
-    let kit = scratch_kit();
-    run_ok(&kit, &["reset", "--all", "--yes"], 0);
+    let (_turn, kit) = kit_with_every_exercise();
     let lib05 = kit.join("exercises/05_backpressure/src/lib.rs");
     let tracks = run_ok(&kit, &["track"], 0);
     assert!(tracks.contains("→ open"), "open is the default: {tracks}");
@@ -443,9 +449,7 @@ fn watch_reacts_to_a_save(kit: &Path) {
 /// what it saw, instead of being narrated as if it were right.
 #[test]
 fn demo_09_stops_on_counters_that_do_not_add_up() {
-    let _turn = one_at_a_time();
-    let kit = scratch_kit();
-    run_ok(&kit, &["reset", "--all", "--yes"], 0);
+    let (_turn, kit) = kit_with_every_exercise();
     // The reference's code as the learner's, but for one line: events turned away are not
     // counted as dropped.
     let from = kit.join("solutions/09_atomic_metrics/src");
