@@ -142,6 +142,11 @@ enum Command {
         /// Also write the table as CSV to this file.
         #[arg(long, value_name = "FILE")]
         csv: Option<PathBuf>,
+        /// Grade without a sandbox, accepting the risk: each checkout's build scripts and servers
+        /// run as you, with your files and your network. `report` has no sandbox of its own
+        /// yet, so it grades only with this flag (or grade in a CI runner instead).
+        #[arg(long)]
+        no_sandbox: bool,
     },
     /// Check that this machine is ready for the course (toolchain, ports, limits, offline build).
     Doctor,
@@ -328,7 +333,15 @@ fn run(cli: Cli) -> Result<u8> {
             jobs,
             timeout,
             csv,
+            no_sandbox,
         }) => {
+            // A checkout is code nobody has read: grading it runs it as the teacher. Without a
+            // sandbox to run it in, that is done only when the teacher says so.
+            if !no_sandbox {
+                bail!(
+                    "report would run every checkout's code (build scripts, servers) as you, with your files and network, and it has no sandbox to run it in: grade in a CI runner or a throwaway machine, or pass --no-sandbox to accept the risk (book/src/teachers.md, \"What grading runs on your machine\")"
+                );
+            }
             // A folder that is not there is a typo, or a shell pattern that matched nothing and
             // came through as written (`grading/*`): say so before grading anything.
             if let Some(missing) = dirs.iter().find(|d| !d.is_dir()) {

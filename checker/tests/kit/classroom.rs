@@ -170,6 +170,7 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     let csv = base.join("grades.csv");
     let out = checker(&[
         "report",
+        "--no-sandbox",
         alice.to_str().unwrap(),
         bob.to_str().unwrap(),
         "--jobs",
@@ -181,6 +182,16 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     .unwrap();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     let dump = format!("{table}\n{}", String::from_utf8_lossy(&out.stderr));
+    // Without --no-sandbox, nothing is graded: the teacher is told what grading would run.
+    let refused = checker(&["report", alice.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("no sandbox") && said.contains("--no-sandbox") && refused.stdout.is_empty(),
+        "{said}"
+    );
     // bob's folder is not a checkout: the table says so, and the exit code too.
     assert_eq!(out.status.code(), Some(1), "{dump}");
     assert!(
@@ -216,7 +227,7 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     .unwrap();
     // A folder that does not exist (a shell pattern that matched nothing) is an error at once.
     let missing = base.join("nobody/*");
-    let out = checker(&["report", missing.to_str().unwrap()])
+    let out = checker(&["report", "--no-sandbox", missing.to_str().unwrap()])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -224,9 +235,15 @@ fn report_grades_many_checkouts_and_survives_broken_and_hostile_ones() {
     assert!(stderr.contains("is not a folder"), "{stderr}");
 
     let started = Instant::now();
-    let out = checker(&["report", mallory.to_str().unwrap(), "--timeout", "5"])
-        .output()
-        .unwrap();
+    let out = checker(&[
+        "report",
+        "--no-sandbox",
+        mallory.to_str().unwrap(),
+        "--timeout",
+        "5",
+    ])
+    .output()
+    .unwrap();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         table.contains("| mallory | - | timed out after 5 s |"),
