@@ -490,6 +490,17 @@ fn shutdown_keeps_the_replies_of_a_client_still_sending(ctx: &mut Ctx) -> Outcom
                     .hint("The server closed the socket while the client's events were still arriving: the kernel answers that with a reset, which throws away replies not yet delivered. Close gracefully: shut down your sending side, then read and discard what the client still sends until its end of file (or a moment of silence, or the deadline), and only then close."));
             }
         }
+        // A reply cut short, then end of file, with the client's writes unharmed: the server
+        // stopped writing in the middle of a reply. Two thousand whole lines came before it, so
+        // it does end its replies with a newline; what it owed at the end it dropped.
+        if let Err(f) = &read {
+            if f.symptom == Some("got a reply without its newline") {
+                return Err(fail!("the replies stopped in the middle of a line, then end of file: replies were lost on the way out")
+                    .expected("every reply, whole, then end of file")
+                    .got(f.got.clone().unwrap_or_else(|| "a reply cut short".into()))
+                    .hint("Every line already read gets its reply, and every reply is written whole before the connection is closed: on shutdown, finish writing what is owed (a write may take several tries while the client reads slowly), then shut down your sending side."));
+            }
+        }
         let read = read?;
         // The replies may all have arrived before the reset did; the writer still felt it.
         if let Some(kind) = broke {
