@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use regex::Regex;
 
 use crate::markdown::{code_blocks, code_spans, prose_lines};
-use crate::util::{chapters, root};
+use crate::util::{built_exe, chapters, root};
 
 /// `checker ARGS` through cargo, from the workspace root: its stdout, or why it failed.
 fn run_checker(args: &[&str]) -> Result<String, String> {
@@ -237,14 +237,6 @@ fn possible_values(help: &str, flag: &str) -> Option<Vec<String>> {
     Some(list.split(',').map(|v| v.trim().to_string()).collect())
 }
 
-/// The checker's executable, built by the first `cargo run` of [`help`].
-fn checker_exe() -> std::path::PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root().join("target"));
-    target.join("debug/checker")
-}
-
 /// The command line as the checker's own parser reads it, every flag together (a pair that
 /// cannot be used together, such as `--all --previous`, is refused there): `None` if it is
 /// accepted, or what the parser said. Placeholders become values of their kind.
@@ -278,7 +270,7 @@ fn parsed(verb: &str, args: &[String], help: &str) -> Option<String> {
         previous_flag = (arg.starts_with("--") && !arg.contains('=')).then(|| arg.clone());
         line.push(value);
     }
-    let out = Command::new(checker_exe())
+    let out = Command::new(built_exe("checker").ok()?)
         .args(&line)
         .current_dir(root())
         .env("EVENTKIT_PARSE_ONLY", "1")

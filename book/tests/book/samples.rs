@@ -11,7 +11,7 @@ use std::process::Command;
 use regex::Regex;
 
 use crate::markdown::code_blocks;
-use crate::util::{assert_blessed, blessing, book_dir, book_toml, chapters, root};
+use crate::util::{assert_blessed, blessing, book_dir, book_toml, built_exe, chapters, root};
 
 #[derive(serde::Deserialize)]
 struct Manifest {
@@ -51,20 +51,6 @@ fn manifest() -> Manifest {
 
 fn sample_file(name: &str) -> PathBuf {
     book_dir().join(format!("samples/{name}.txt"))
-}
-
-/// The checker's executable; `cargo run -p checker` builds it first.
-fn checker() -> PathBuf {
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "checker"])
-        .current_dir(root())
-        .status()
-        .expect("running cargo");
-    assert!(built.success(), "the checker does not build");
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("debug/checker")
 }
 
 /// What `sample`'s command prints, as the book shows it: the kit's folder is the reader's
@@ -124,20 +110,8 @@ fn run(exe: &PathBuf, sample: &Sample, scratch: &std::path::Path) -> Result<Stri
 /// person's typing does): the session waits until its counters say it is idle.
 fn session(slug: &str, send: &[String]) -> Result<String, String> {
     use std::io::{BufRead, BufReader, Write};
-    let package = format!("step{}_solution", slug);
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", &package])
-        .current_dir(root())
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !built.success() {
-        return Err(format!("{package} does not build"));
-    }
-    let exe = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target"))
-        .join("debug")
-        .join(&package);
+    let package = format!("step{slug}_solution");
+    let exe = built_exe(&package)?;
     let mut server = Command::new(exe)
         .args(["--addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
@@ -174,17 +148,19 @@ fn session(slug: &str, send: &[String]) -> Result<String, String> {
         let mut user = connect()?;
         let mut text = String::from("$ nc 127.0.0.1 7878\n");
         for line in send {
-            if line.contains("\"type\"") && slug > "04" {
-                // Wait until every accepted event is processed, on a connection of its own.
+            if line.contains("\"type\"") {
+                // Wait until every accepted event is processed, on a connection of its own (a
+                // server without counters has nothing to wait for).
                 let mut side = connect()?;
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
                 while std::time::Instant::now() < deadline {
                     let m: serde_json::Value =
                         serde_json::from_str(&ask(&mut side, "{\"type\":\"metrics\"}")?)
-                            .map_err(|e| e.to_string())?;
-                    let n = |k: &str| m[k].as_u64().unwrap_or(0);
-                    if n("processed") + n("dropped") >= n("received") {
-                        break;
+                            .unwrap_or_default();
+                    let n = |k: &str| m[k].as_u64();
+                    match (n("received"), n("processed"), n("dropped")) {
+                        (Some(r), Some(p), Some(d)) if p + d < r => {}
+                        _ => break,
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
@@ -262,7 +238,7 @@ fn shape(text: &str) -> Vec<String> {
 #[test]
 fn every_sample_is_what_the_checker_prints_now() {
     let bless = blessing();
-    let exe = checker();
+    let exe = built_exe("checker").unwrap_or_else(|e| panic!("{e}"));
     let scratch = std::env::temp_dir().join(format!("eventkit-samples-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
     let mut problems = Vec::new();

@@ -9,6 +9,23 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
+/// `cargo build -q -p PACKAGE` in the workspace, then the path of its debug executable.
+pub fn built_exe(package: &str) -> Result<PathBuf, String> {
+    let built = std::process::Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", package])
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !built.success() {
+        return Err(format!("{package} does not build"));
+    }
+    Ok(std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("debug")
+        .join(package))
+}
+
 /// A TOML file of the book's folder (`samples.toml`, `diagrams/steps.toml`), read into `T`.
 pub fn book_toml<T: serde::de::DeserializeOwned>(rel: &str) -> T {
     let path = book_dir().join(rel);

@@ -821,12 +821,7 @@ pub fn under_fire(b: &Bench) -> Result<Figure> {
 
 pub fn fast(b: &Bench) -> Result<Figure> {
     let widths = [1usize, 2, 4, 8, 16];
-    // The server on a CPU of its own and the load generator on the others, where there are two.
-    let cpus = crate::load::machine::current_cpus();
-    let (server_cpus, client_cpus) = match cpus.split_first() {
-        Some((first, rest)) if !rest.is_empty() => (Some(vec![*first]), Some(rest.to_vec())),
-        _ => (None, None),
-    };
+    let (server_cpus, client_cpus) = crate::load::machine::server_and_client_cpus();
     let mut rates = Vec::new();
     for step in [10, 12] {
         let mut series = Series::new(format!("step {step}"));

@@ -267,13 +267,16 @@ fn throughput_vs_workers(ctx: &mut Ctx, n: &Narrator) -> Outcome {
 
 /// 09: the counters, during and after a burst.
 fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
+    const QUEUE: u64 = 16;
+    const WORKERS: u64 = 2;
+    let (queue, workers) = (QUEUE.to_string(), WORKERS.to_string());
     let addr = ctx.serve(&[
         "--queue-capacity",
-        "16",
+        &queue,
         "--work-us",
         "5000",
         "--workers",
-        "2",
+        &workers,
     ])?;
     let mut c = ctx.client(addr)?;
     let mut m = ctx.client(addr)?;
@@ -286,8 +289,8 @@ fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
     ));
     // Every snapshot is checked, not only shown: what was received is processed, dropped or
     // still in the server, so processed + dropped can never pass received, the server never
-    // holds more than its queue of 16 and the one event each of the 2 workers is on, and no
-    // counter ever goes down.
+    // holds more than its queue and the one event each worker is on, and no counter ever goes
+    // down.
     let mut last = (0u64, 0u64, 0u64);
     loop {
         let x = metrics_of(&mut m)?;
@@ -300,9 +303,10 @@ fn counters_add_up(ctx: &mut Ctx, n: &Narrator) -> Outcome {
             ));
         }
         let queued = x.received - x.processed - x.dropped;
-        if queued > 16 + 2 {
+        if queued > QUEUE + WORKERS {
             return Err(fail!(
-                "a snapshot with {queued} events still in the server, which holds at most 18 (a queue of 16, 2 workers): received {}, processed {}, dropped {}",
+                "a snapshot with {queued} events still in the server, which holds at most {} (a queue of {QUEUE}, {WORKERS} workers): received {}, processed {}, dropped {}",
+                QUEUE + WORKERS,
                 x.received,
                 x.processed,
                 x.dropped

@@ -99,6 +99,16 @@ pub fn current_cpus() -> Vec<usize> {
     }
 }
 
+/// The CPUs a measured server and its load generator get: the first CPU this process may use
+/// for the server, the others for the load generator, so that neither steals from the other.
+/// `(None, None)` on a single CPU: both then share it.
+pub fn server_and_client_cpus() -> (Option<Vec<usize>>, Option<Vec<usize>>) {
+    match current_cpus().split_first() {
+        Some((first, rest)) if !rest.is_empty() => (Some(vec![*first]), Some(rest.to_vec())),
+        _ => (None, None),
+    }
+}
+
 /// The resident set of a process, in KiB (the checker reads it the same way everywhere).
 pub use crate::sut::server::rss_kib;
 

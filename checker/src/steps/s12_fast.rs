@@ -45,13 +45,7 @@ struct Rate {
 fn fast_enough(ctx: &mut Ctx) -> Outcome {
     let (ours, theirs) = builds(ctx)?;
     let loader = Loader::find()?;
-    // The server on one CPU, the load generator on another, where there are two: each side has
-    // its own, and neither steals from the other.
-    let cpus = machine::current_cpus();
-    let (server_cpu, client_cpus) = match cpus.as_slice() {
-        [first, rest @ ..] if !rest.is_empty() => (Some(vec![*first]), Some(rest.to_vec())),
-        _ => (None, None),
-    };
+    let (server_cpu, client_cpus) = machine::server_and_client_cpus();
     ctx.log.note(
         "checker",
         format!(
