@@ -30,8 +30,17 @@ fn mistakes() -> Vec<String> {
     names
 }
 
-fn rustc() -> String {
-    std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into())
+/// The rustc of the toolchain running the tests: `RUSTC`, or the one beside cargo.
+fn rustc() -> PathBuf {
+    if let Some(rustc) = std::env::var_os("RUSTC") {
+        return rustc.into();
+    }
+    let beside = Path::new(env!("CARGO")).with_file_name("rustc");
+    if beside.is_file() {
+        beside
+    } else {
+        "rustc".into()
+    }
 }
 
 /// `rustc -vV`'s `release:` line: the version whose wording the files hold.
